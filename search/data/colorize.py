@@ -1,0 +1,38 @@
+"""The seeds' "Oranges" RGB input, kept compact as one uint8 colormap index per voxel.
+
+The seeds feed the network ``ScalarMappable(cmap="Oranges").to_rgba(volume)[..., :3]``: each
+volume is min-max scaled on its own, then looked up in a 256-level colormap. So one uint8 index
+per voxel fully determines the RGB input; we store and ship that index (1 byte per voxel instead
+of 12 bytes of float32 RGB) and look it up on the training device (``ORANGES_LUT``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import colormaps
+
+LEVELS = 256
+ORANGES_LUT: np.ndarray = colormaps["Oranges"].resampled(LEVELS)(np.arange(LEVELS))[:, :3].astype(np.float32)
+"""(256, 3) float32 RGB of each colormap level, exactly what matplotlib returns for it."""
+
+
+def colormap_indices(volumes: np.ndarray) -> np.ndarray:
+    """Map (N, ...) volumes to uint8 colormap levels the way matplotlib's default Normalize + Colormap do.
+
+    Per sample: x -> (x - min) / (max - min) (all zeros when max == min), then
+    level = floor(x * 256) with 1.0 mapped to 255. Vectorized over samples.
+    """
+    v = np.asarray(volumes, dtype=np.float64)
+    flat = v.reshape(len(v), -1)
+    lo = flat.min(axis=1, keepdims=True)
+    hi = flat.max(axis=1, keepdims=True)
+    span = hi - lo
+    scaled = np.where(span > 0, (flat - lo) / np.where(span > 0, span, 1.0), 0.0)
+    levels = scaled * LEVELS
+    levels[levels == LEVELS] = LEVELS - 1
+    return np.clip(levels, 0, LEVELS - 1).astype(np.uint8).reshape(v.shape)
+
+
+def colorize(volumes: np.ndarray) -> np.ndarray:
+    """(N, 16, 16, 16) volumes in [0, 1] -> float32 (N, 16, 16, 16, 3) "Oranges" RGB, as the seeds do."""
+    return ORANGES_LUT[colormap_indices(volumes)]

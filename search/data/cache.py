@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from search import files
 from search.data import h5file, regenerate
 
 FORMAT_VERSION = 1  # bump when the generator's output changes, so old caches are not reused
@@ -34,7 +35,5 @@ def write_regenerated(path: str | os.PathLike, seed: int = 0) -> str:
     """Generate the dataset and write it to path in Kaggle's layout, with a .sha256 beside it; return the sha256."""
     path = Path(path)
     digest = h5file.write(path, regenerate.regenerate(seed))
-    tmp = path.with_name(f".{path.name}.sha256.tmp")
-    tmp.write_text(f"{digest}  {path.name}\n")
-    os.replace(tmp, path.with_name(path.name + ".sha256"))
+    files.write_atomic(path.with_name(path.name + ".sha256"), lambda tmp: tmp.write_text(f"{digest}  {path.name}\n"))
     return digest

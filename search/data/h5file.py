@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from search import files
 from search.errors import UserError
 
 SIDE = 16
@@ -69,22 +69,14 @@ def _validated(path: Path, x_key: str, x: np.ndarray, y_key: str, y: np.ndarray)
 
 def write(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> str:
     """Write Kaggle's layout (gzip-compressed, like the real ~30 MB file) atomically; return its sha256."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+
+    def write_h5(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             for key, value in arrays.items():
                 # No timestamps, so the same data gives the same bytes and checksum.
                 f.create_dataset(key, data=value, compression="gzip", compression_opts=4, shuffle=True, track_times=False)
-        digest = sha256(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a dataset is for every user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest
+
+    return sha256(files.write_atomic(path, write_h5))
 
 
 def sha256(path: str | os.PathLike) -> str:

@@ -1,0 +1,128 @@
+"""Random 3D augmentation of voxel volumes as TensorFlow ops, scaled by one knob `strength` in [0, 1].
+
+Per sample, at strength s: a random proper rotation (a cube quarter-turn with probability s, composed
+with small Euler-angle jitter), a random shift, both applied as one trilinear resampling, then
+multiplicative voxel noise. Only active when training, so validation, test and predict see raw data.
+"""
+
+import itertools
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Scales at strength 1 (module-level so tests can switch single components off).
+ANGLE_STD_DEG = 30.0  # std of each Euler angle
+MAX_SHIFT = 2.0  # voxels per axis, uniform in [-MAX_SHIFT, +MAX_SHIFT]
+NOISE_STD = 0.1  # relative std of the multiplicative voxel noise
+
+
+def cube_rotations() -> np.ndarray:
+    """The 24 proper rotations of the cube: (24, 3, 3) int matrices, entries 0/+-1, det +1, identity first."""
+    mats = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1, -1), repeat=3):
+            m = np.zeros((3, 3), dtype=np.int64)
+            m[range(3), perm] = signs
+            if round(np.linalg.det(m)) == 1:  # det -1 would mirror, which changes digits
+                mats.append(m)
+    return np.stack(mats)
+
+
+_CUBE_ROTATIONS = cube_rotations()
+
+
+def _axis_rotations(angles: tf.Tensor, axis: int) -> tf.Tensor:
+    """(B,) angles in radians -> (B, 3, 3) rotations about coordinate `axis`; exactly I at angle 0."""
+    j, k = [i for i in range(3) if i != axis]
+    plane = np.zeros((3, 3), np.float32)
+    plane[j, j] = plane[k, k] = 1
+    skew = np.zeros((3, 3), np.float32)
+    skew[k, j], skew[j, k] = 1, -1
+    cos_m1 = (tf.cos(angles) - 1)[:, None, None]  # cos - 1 keeps the identity exact at angle 0
+    return tf.eye(3) + cos_m1 * plane + tf.sin(angles)[:, None, None] * skew
+
+
+def _random_transforms(batch: tf.Tensor, strength: float, seed: keras.random.SeedGenerator):
+    """Per-sample rotations (B, 3, 3) and shifts (B, 3), float32, drawn at `strength`."""
+    pick = keras.random.randint((batch,), 0, len(_CUBE_ROTATIONS), seed=seed)
+    rotate = keras.random.uniform((batch,), seed=seed) < strength
+    pick = tf.where(rotate, pick, tf.zeros_like(pick))  # index 0 is the identity
+    quarter = tf.gather(tf.constant(_CUBE_ROTATIONS, tf.float32), pick)
+    angle_std = strength * math.radians(ANGLE_STD_DEG)
+    angles = keras.random.normal((batch, 3), stddev=angle_std, seed=seed)
+    rot = quarter
+    for axis in range(3):
+        rot = tf.matmul(rot, _axis_rotations(angles[:, axis], axis))
+    max_shift = strength * MAX_SHIFT
+    shifts = keras.random.uniform((batch, 3), -max_shift, max_shift, seed=seed)
+    return rot, shifts
+
+
+def _resample(volumes: tf.Tensor, rotations: tf.Tensor, shifts: tf.Tensor) -> tf.Tensor:
+    """Trilinear resampling of (B, n, n, n) volumes, zero outside the cube.
+
+    Output voxel p (centred coordinates, axes [z][y][x]) takes the input at q = R^T p + c - t, i.e. the
+    content is rotated by R about the centre c, then moved by t. Integer q gives exact voxel copies.
+    """
+    n = volumes.shape[1]
+    batch = tf.shape(volumes)[0]
+    c = (n - 1) / 2
+    coord = np.arange(n, dtype=np.float32) - c
+    grid = np.stack(np.meshgrid(coord, coord, coord, indexing="ij"), -1).reshape(-1, 3)  # (n^3, 3)
+    grid = tf.broadcast_to(grid, [batch, n**3, 3])
+    q = tf.matmul(grid, rotations) + (c - shifts[:, None, :])  # (B, n^3, 3): row p times R = (R^T p)^T
+    # Snap near-integers: quarter-turns stay exact despite float error in R (float32 cos(pi/2) = -4e-8).
+    q_round = tf.round(q)
+    q = tf.where(tf.abs(q - q_round) < 1e-4, q_round, q)
+    q = tf.clip_by_value(q, -1.0, float(n))  # beyond [-1, n] everything is zero padding
+    lo = tf.minimum(tf.floor(q), n - 1.0)
+    frac = q - lo  # in [0, 1]; exactly 0 at integer coordinates
+
+    # One gather of all 8 corners from the flat volume padded by one zero voxel per side.
+    m = n + 2
+    idx = tf.cast(lo, tf.int32) + 1  # padded index of the low corner, in [0, n]
+    base = idx[..., 0] * m * m + idx[..., 1] * m + idx[..., 2] + tf.range(batch)[:, None] * m**3
+    offsets = tf.constant([dz * m * m + dy * m + dx for dz in (0, 1) for dy in (0, 1) for dx in (0, 1)])
+    padded = tf.reshape(tf.pad(volumes, [[0, 0], [1, 1], [1, 1], [1, 1]]), [-1])
+    v = tf.gather(padded, base[..., None] + offsets)  # (B, n^3, 8), corners ordered z, y, x
+
+    # Trilinear as three lerps (z, then y, then x); v0 + 0 * (v1 - v0) keeps integer q exact.
+    for axis in range(3):
+        half = v.shape[-1] // 2
+        v = v[..., :half] + frac[..., axis : axis + 1] * (v[..., half:] - v[..., :half])
+    return tf.reshape(v, tf.shape(volumes))
+
+
+@keras.saving.register_keras_serializable(package="conv3d_search")
+class Augment3D(keras.layers.Layer):
+    """Random rotation, shift and voxel noise for (B, n, n, n) occupancy volumes, active only in training.
+
+    strength in [0, 1] scales everything; 0 (or training=False) is an exact identity that adds no ops.
+    """
+
+    def __init__(self, strength: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"Augment3D strength must be in [0, 1], got {strength}")
+        self.strength = float(strength)
+        self.seed = seed
+        self._seed_gen = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training or self.strength == 0.0:
+            return inputs
+        s = self.strength
+        x = tf.cast(inputs, tf.float32)  # resample in float32 even under a mixed-precision policy
+        rotations, shifts = _random_transforms(tf.shape(x)[0], s, self._seed_gen)
+        x = _resample(x, rotations, shifts)
+        if NOISE_STD * s > 0:
+            x = x * (1 + keras.random.normal(tf.shape(x), stddev=NOISE_STD * s, seed=self._seed_gen))
+        return tf.cast(tf.clip_by_value(x, 0.0, 1.0), inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "strength": self.strength, "seed": self.seed}

@@ -1,0 +1,236 @@
+"""`python -m search ...`: parse arguments, call the stages, turn a UserError into one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from search.errors import UserError
+
+RESULTS = Path("results")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line and exit 2, like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m search", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    data = commands.add_parser("data", help="regenerate 3D MNIST offline into a Kaggle-layout .h5 file")
+    data.add_argument("--out", required=True, type=Path, help="file to write (must not exist)")
+    data.add_argument("--seed", type=int, default=0, help="seed of the augmented copies (default 0)")
+
+    train = commands.add_parser("train", help="train one configuration on 80%% of train, validate on 20%%")
+    train.add_argument("--preset", help="a seed model: machinecurve, medium or notebook")
+    train.add_argument("--params", help="JSON object (or a .json file) of hyperparameters; overrides --preset")
+    train.add_argument("--data", help="Kaggle-layout .h5 file (default: regenerated 3D MNIST, cached)")
+    train.add_argument("--epochs", type=int, help="override the configuration's epochs")
+    train.add_argument("--batch-size", type=int, help="override the configuration's batch size")
+    train.add_argument("--seed", type=int, default=0, help="seed of weights, split and augmentation (default 0)")
+    train.add_argument("--val-fraction", type=float, default=0.2, help="validation share of train (default 0.2)")
+    train.add_argument("--test", action="store_true", help="after training, evaluate once on the test set")
+    train.add_argument("--out", type=Path, help="output folder (default: a new one under results/)")
+    run = commands.add_parser("run", help="search a space file with Ray Tune, then retrain the best and test it once")
+    run.add_argument("space", type=Path, help="space file, e.g. spaces/wide.py")
+    run.add_argument("--data", help="Kaggle-layout .h5 file (default: regenerated 3D MNIST, cached)")
+    run.add_argument("--name", help="run folder name under --results (default: <space>-<time>)")
+    run.add_argument("--address", help="Ray cluster address, e.g. 'auto' (default: start a local Ray)")
+    run.add_argument("--samples", type=_positive(int), help="number of trials (overrides the space file)")
+    run.add_argument("--max-epochs", type=_positive(int), help="epoch cap per trial, ASHA's max_t (overrides the space file)")
+    run.add_argument("--cpus-per-trial", type=_positive(float), default=1.0, help="CPUs per trial (default 1)")
+    run.add_argument("--gpus-per-trial", type=_non_negative(float), default=0.0, help="GPUs per trial, fractions allowed (default 0)")
+    run.add_argument("--max-concurrent", type=_positive(int), help="at most this many trials at once")
+    run.add_argument("--results", type=Path, default=RESULTS, help="folder of run folders (default results/)")
+    run.add_argument("--seed", type=_non_negative(int), help="seed of the sampler, split and trials (overrides the space file)")
+    run.add_argument("--no-final", action="store_true", help="skip the final retrain and test")
+    run.add_argument("--dashboard-host", default="127.0.0.1",
+                     help="interface for the dashboard of a local Ray (default 127.0.0.1; 0.0.0.0 exposes Ray's job API)")
+
+    resume = commands.add_parser("resume", help="continue an interrupted run to its original trial budget")
+    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("--address", help="Ray cluster address (default: as the run was started)")
+    resume.add_argument("--no-final", action="store_true", help="skip the final retrain and test")
+
+    board = commands.add_parser("leaderboard", help="print a run's leaderboard")
+    board.add_argument("run_dir", type=Path)
+    board.add_argument("--top", type=_positive(int), help="only the best N rows")
+
+    final = commands.add_parser("final", help="retrain the K-th configuration of a run on all training data and test it once")
+    final.add_argument("run_dir", type=Path)
+    final.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
+    final.add_argument("--address", help="Ray cluster address (default: as the run was started)")
+    return parser
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _non_negative(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
+    try:
+        args = _parser().parse_args(argv)
+        commands = {"data": cmd_data, "train": cmd_train, "run": cmd_run, "resume": cmd_resume,
+                    "leaderboard": cmd_leaderboard, "final": cmd_final}
+        return commands[args.command](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from search.data.cache import write_regenerated
+
+    if args.out.exists():
+        raise UserError(f"{args.out}: already exists; not overwriting it")
+    started = time.perf_counter()
+    digest = write_regenerated(args.out, seed=args.seed)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB, sha256 {digest}) in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def _train_params(args: argparse.Namespace) -> dict:
+    from search import params as schema
+
+    if not args.preset and not args.params:
+        raise UserError("train: give --preset NAME or --params JSON")
+    params: dict = {}
+    if args.preset:
+        if args.preset not in schema.PRESETS:
+            raise UserError(f"train: unknown preset '{args.preset}' (choose from {', '.join(schema.PRESETS)})")
+        params.update(schema.PRESETS[args.preset])
+    if args.params:
+        params.update(_read_params(args.params))
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
+    params = schema.validate({**params, **{k: v for k, v in overrides.items() if v is not None}})
+    reason = schema.check(params)
+    if reason:
+        raise UserError(f"train: infeasible architecture: {reason}")
+    return params
+
+
+def _read_params(text: str) -> dict:
+    source = "--params"
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise UserError(f"--params: '{text}' is neither a JSON object nor an existing .json file")
+        source, text = str(path), path.read_text()
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{source}: invalid JSON ({e})") from None
+    if not isinstance(params, dict):
+        raise UserError(f"{source}: expected a JSON object of hyperparameters")
+    return params
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    params = _train_params(args)  # every flag and parameter is checked before data or TensorFlow load
+    from search import files
+
+    out = files.new_dir(args.out or RESULTS / f"train-{args.preset or 'params'}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    import pandas as pd
+
+    from search import data, train
+
+    data_file = data.resolve(args.data)
+    train_set, val_set = data.train_val_split(data.load(data_file, "train"), args.val_fraction, seed=args.seed)
+    print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set)}); params: {json.dumps(params)}")
+    files.write_json(out / "params.json", {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file)})
+    started = time.perf_counter()
+    model, history = train.fit(params, train_set, val_set)
+    seconds = time.perf_counter() - started
+    rows = train.history_rows(history)
+    files.write_atomic(out / "history.csv", lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
+    files.write_atomic(out / "model.keras", model.save)
+    last = rows[-1]
+    print(f"trained {len(rows)} epochs in {seconds:.0f} s: val_accuracy {last['val_accuracy']:.4f}, val_loss {last['val_loss']:.4f}")
+    if args.test:
+        metrics = train.test_metrics(model, data.load(data_file, "test"))
+        metrics.update(params=params, data=str(data_file), train_seconds=seconds)
+        files.write_json(out / "test_metrics.json", metrics)
+        print(f"test accuracy {metrics['accuracy']:.4f} (loss {metrics['loss']:.4f}) on {metrics['samples']} samples")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from search import run
+
+    if args.dashboard_host not in ("127.0.0.1", "localhost"):
+        print(f"warning: the Ray dashboard will listen on {args.dashboard_host}; anyone who reaches it can run code "
+              "through Ray's job API", file=sys.stderr)
+    options = run.RunOptions(
+        space_path=args.space, data=args.data, results=args.results, name=args.name, address=args.address,
+        samples=args.samples, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, seed=args.seed,
+        final=not args.no_final, dashboard_host=args.dashboard_host,
+    )
+    space, run_dir = run.prepare(options)  # space errors and an existing run folder stop us before Ray starts
+    print(f"run folder: {run_dir}")
+    _print_summary(run.start(options, space, run_dir))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from search import run
+
+    _print_summary(run.resume(args.run_dir, args.address, final=not args.no_final))
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from search import leaderboard
+
+    if not (args.run_dir / "trials.json").is_file():
+        raise UserError(f"{args.run_dir}: no trials recorded (not a run folder, or no trial has reported yet)")
+    print(leaderboard.table(leaderboard.leaderboard(leaderboard.Records.load(args.run_dir)), args.top))
+    return 0
+
+
+def cmd_final(args: argparse.Namespace) -> int:
+    from search import run
+
+    result = run.final_for_rank(args.run_dir, args.rank, args.address)
+    print(f"rank {args.rank} ({result['trial_id']}): test accuracy {result['test_accuracy']:.4f}; wrote {result['final_dir']}")
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    best = summary["best"]
+    print(f"\n{summary['trials']} trials; best {best['trial_id']} (val_accuracy {best['val_accuracy']:.4f} "
+          f"at epoch {best['best_epoch']}){' [baseline ' + best['baseline'] + ']' if best['baseline'] else ''}")
+    print(f"best configuration: {json.dumps(best['params'])}")
+    if "test_accuracy" in summary:
+        print(f"final test accuracy (retrained on train + validation, tested once): {summary['test_accuracy']:.4f}")
+    run_dir = Path(summary["run_dir"])
+    print("wrote " + ", ".join(str(run_dir / name) for name in ("leaderboard.csv", "epochs.csv", "best.json", "run.json", "final/")))

@@ -1,0 +1,125 @@
+"""Conv3D classifiers for 3D MNIST built from one flat dict of plain hyperparameter values (see ``params``).
+
+``build_model`` returns a compiled ``keras.Model`` that eats the dataset's uint8 colormap levels
+directly, so decoding and augmentation run on the training device.
+
+Block layout (the simplest one that reproduces the three seed presets exactly)::
+
+    conv(relu)                                  -> MaxPool3D(2) [-> BatchNorm] [-> Dropout]
+    residual: conv(relu) -> conv, + 1x1x1 projection shortcut, relu -> MaxPool3D(2) [-> ...]
+
+BatchNormalization therefore sits after the pool, where the "medium" seed has it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from search.augment import Augment3D
+from search.data.colorize import LEVELS, ORANGES_LUT
+from search.errors import UserError
+from search.params import INPUT_SIZE, NUM_CLASSES, check, validate
+
+
+@keras.saving.register_keras_serializable(package="conv3d_search")
+class Colorize(keras.layers.Layer):
+    """Occupancy (B, n, n, n) in [0, 1] -> the network's input channels.
+
+    "rgb": the seeds' "Oranges" colors, exactly ORANGES_LUT[level] with level = round(v * 255), giving
+    (B, n, n, n, 3); "occupancy": the raw values as one channel, (B, n, n, n, 1).
+    """
+
+    MODES = ("rgb", "occupancy")
+
+    def __init__(self, mode: str = "rgb", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"Colorize mode must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+
+    def call(self, occupancy):
+        if self.mode == "occupancy":
+            return tf.expand_dims(occupancy, -1)
+        levels = tf.cast(tf.clip_by_value(tf.round(occupancy * (LEVELS - 1)), 0, LEVELS - 1), tf.int32)
+        # The LUT is a constant, not a weight, so count_params matches the seeds' models.
+        return tf.gather(tf.constant(ORANGES_LUT), levels)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, 3 if self.mode == "rgb" else 1)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def _block_filters(p: Mapping[str, Any]) -> list[int]:
+    """Filters of each block: the per-block override, else round(filters * filter_growth**i)."""
+    return [p.get(f"filters_{i}") or round(p["filters"] * p["filter_growth"] ** i) for i in range(p["blocks"])]
+
+
+def _block(x, i: int, filters: int, p: Mapping[str, Any]):
+    """One conv block (see the module docstring for its layout)."""
+    k, padding = p["kernel_size"], p["padding"]
+    if p["residual"]:
+        shortcut = layers.Conv3D(filters, 1, kernel_initializer="he_uniform", name=f"block{i}_shortcut")(x)
+        if padding == "valid":  # the two valid convs eat k - 1 voxels per side
+            shortcut = layers.Cropping3D(k - 1, name=f"block{i}_crop")(shortcut)
+        y = layers.Conv3D(filters, k, padding=padding, activation="relu", kernel_initializer="he_uniform",
+                          name=f"block{i}_conv_a")(x)
+        y = layers.Conv3D(filters, k, padding=padding, kernel_initializer="he_uniform", name=f"block{i}_conv_b")(y)
+        x = layers.Activation("relu", name=f"block{i}_relu")(layers.Add(name=f"block{i}_add")([y, shortcut]))
+    else:
+        x = layers.Conv3D(filters, k, padding=padding, activation="relu", kernel_initializer="he_uniform",
+                          name=f"block{i}_conv")(x)
+    x = layers.MaxPool3D(2, name=f"block{i}_pool")(x)
+    if p["batchnorm"]:
+        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+    if p["dropout"]:
+        x = layers.Dropout(p["dropout"], name=f"block{i}_dropout")(x)
+    return x
+
+
+def _network(p: Mapping[str, Any]) -> keras.Model:
+    """The uncompiled model for validated params; builds what check() would reject too (Keras then fails)."""
+    levels = keras.Input((INPUT_SIZE,) * 3, dtype="uint8", name="levels")
+    x = layers.Rescaling(1 / (LEVELS - 1), name="occupancy")(levels)  # uint8 level -> float32 in [0, 1]
+    if p["augment"] > 0:
+        x = Augment3D(p["augment"], seed=p.get("seed"), name="augment")(x)
+    x = Colorize(p["input_mode"], name="colorize")(x)
+    for i, filters in enumerate(_block_filters(p)):
+        x = _block(x, i, filters, p)
+    x = layers.Flatten(name="flatten")(x) if p["head"] == "flatten" else layers.GlobalAveragePooling3D(name="gap")(x)
+    if p["dense_units"]:
+        x = layers.Dense(p["dense_units"], activation="relu", kernel_initializer="he_uniform", name="dense")(x)
+    if p["head_dropout"]:
+        x = layers.Dropout(p["head_dropout"], name="head_dropout")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="classes")(x)
+    return keras.Model(levels, outputs, name="conv3d")
+
+
+def build_model(params: Mapping[str, Any], steps_per_epoch: int | None = None) -> keras.Model:
+    """Validate params and return the compiled model (Adam, sparse categorical crossentropy, accuracy).
+
+    steps_per_epoch is needed only by the cosine schedule, which decays over epochs * steps_per_epoch
+    steps (ValueError if missing). Raises UserError for invalid params or an infeasible architecture.
+    """
+    p = validate(params)
+    reason = check(p)
+    if reason:
+        raise UserError(reason)
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = p["learning_rate"]
+    if p["schedule"] == "cosine":
+        if steps_per_epoch is None or steps_per_epoch < 1:
+            raise ValueError(f"schedule 'cosine' needs steps_per_epoch >= 1, got {steps_per_epoch!r}")
+        learning_rate = keras.optimizers.schedules.CosineDecay(p["learning_rate"], p["epochs"] * steps_per_epoch)
+    model = _network(p)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model

@@ -1,0 +1,84 @@
+"""Train one configuration: the loop every stage shares (the `train` command, each trial, the final retrain).
+
+Plain Keras ``model.fit`` on the uint8 volumes; the model decodes and augments on its own device.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from search.data import Volumes
+from search.model import build_model
+
+
+def steps_per_epoch(samples: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch (the last, partial batch included), as Keras counts them."""
+    return math.ceil(samples / batch_size)
+
+
+def fit(
+    params: Mapping[str, Any],
+    train: Volumes,
+    val: Volumes | None = None,
+    *,
+    epochs: int | None = None,
+    initial_epoch: int = 0,
+    model: keras.Model | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | None = None,
+) -> tuple[keras.Model, keras.callbacks.History]:
+    """Fit `params` (validated) on `train`, reporting `val` metrics each epoch; return the model and history.
+
+    `model` continues a model restored from a checkpoint, from `initial_epoch`. The seed in
+    params fixes weights, shuffling and augmentation, so a run is repeatable on the same machine.
+    """
+    epochs = epochs or params["epochs"]
+    if verbose is None:  # a progress bar on a terminal, one line per epoch in a log file
+        verbose = 1 if sys.stdout.isatty() else 2
+    if "seed" in params:
+        keras.utils.set_random_seed(params["seed"])
+    if model is None:
+        model = build_model(params, steps_per_epoch=steps_per_epoch(len(train), params["batch_size"]))
+    history = model.fit(
+        train.x,
+        train.y,
+        batch_size=params["batch_size"],
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        validation_data=(val.x, val.y) if val is not None else None,
+        shuffle=True,
+        callbacks=list(callbacks),
+        verbose=verbose,
+    )
+    return model, history
+
+
+def history_rows(history: keras.callbacks.History) -> list[dict[str, float]]:
+    """Keras's history as one plain row per epoch (epoch counted from 1)."""
+    keys = list(history.history)
+    return [
+        {"epoch": epoch + 1, **{k: float(history.history[k][i]) for k in keys}}
+        for i, epoch in enumerate(history.epoch)
+    ]
+
+
+def test_metrics(model: keras.Model, test: Volumes, batch_size: int = 256) -> dict[str, Any]:
+    """Accuracy, loss, per-class accuracy and confusion matrix (rows = true digit) on `test`."""
+    loss, accuracy = model.evaluate(test.x, test.y, batch_size=batch_size, verbose=0)
+    predicted = np.argmax(model.predict(test.x, batch_size=batch_size, verbose=0), axis=1)
+    confusion = tf.math.confusion_matrix(test.y, predicted, num_classes=model.output_shape[-1]).numpy()
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    return {
+        "accuracy": float(accuracy),
+        "loss": float(loss),
+        "samples": int(len(test)),
+        "per_class_accuracy": {str(c): float(a) for c, a in enumerate(per_class)},
+        "confusion_matrix": confusion.tolist(),
+    }

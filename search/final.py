@@ -1,0 +1,49 @@
+"""The final evaluation: retrain one configuration on the whole training set, then test it exactly once.
+
+This is the only code that reads the test split. It trains for the epoch count at which the
+configuration's validation accuracy peaked during the search, on train + validation together.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from search import data, files
+from search.errors import UserError
+
+
+def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test: data.Volumes) -> tuple[dict[str, Any], bytes]:
+    """Train params on train_full, evaluate once on test; return (test metrics, the .keras file's bytes)."""
+    from search import train
+    from search.trial import configure_tensorflow
+
+    configure_tensorflow(ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0) if ray.is_initialized() else 1.0)
+    started = time.perf_counter()
+    model, history = train.fit(params, train_full, None, verbose=2)
+    metrics = train.test_metrics(model, test)
+    metrics.update(params=params, train_samples=len(train_full), train_seconds=time.perf_counter() - started,
+                   history=train.history_rows(history))
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "model.keras"
+        model.save(path)
+        return metrics, path.read_bytes()
+
+
+def run_final(params: dict[str, Any], data_file: Path, out_dir: Path, cpus: float, gpus: float) -> dict[str, Any]:
+    """Retrain and test on a Ray worker with the trial's resources; write test_metrics.json and model.keras."""
+    out_dir = files.new_dir(out_dir)
+    train_full = data.load(data_file, "train")
+    test = data.load(data_file, "test")  # the one read of the test split
+    remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(retrain_and_test)
+    try:
+        metrics, model_bytes = ray.get(remote.remote(params, train_full, test))
+    except ray.exceptions.RayTaskError as e:
+        raise UserError(f"final retrain failed: {str(e.cause).strip().splitlines()[-1] if e.cause else e}") from None
+    files.write_atomic(out_dir / "model.keras", lambda tmp: tmp.write_bytes(model_bytes))
+    files.write_json(out_dir / "test_metrics.json", metrics)
+    return metrics

@@ -1,0 +1,160 @@
+"""The run's records: every trial's configuration, status and per-epoch metrics, as CSV leaderboards.
+
+Plain data, no Ray: the tuner feeds results in, and this module ranks them and writes
+``leaderboard.csv`` (one row per trial), ``epochs.csv`` (long format, one row per trial and epoch)
+and ``trials.json`` (the same records, machine-readable, used by ``resume``), each atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from search import files
+from search.params import PARAMS
+
+# Outcomes a trial reports itself (see search.trial) plus the two the driver decides.
+STOPPED = "stopped"  # ended by the scheduler (ASHA) before its epoch budget
+BASELINE = "baseline"  # a seed preset evaluated as a reference row
+TERMINAL_BY_TRIAL = ("completed", "infeasible", "nan", "error")
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+LEADERBOARD_COLUMNS = [
+    "rank", "trial_id", "status", "best_val_accuracy", "best_epoch", "epochs_trained", "val_loss_at_best",
+    "param_count", "train_seconds", "node", "baseline", "error",
+]
+
+
+@dataclass
+class TrialRecord:
+    """What we know of one trial: its configuration, where it ran, how it ended, and each epoch's metrics."""
+
+    trial_id: str
+    params: dict[str, Any]
+    baseline: str = ""
+    status: str = "running"
+    error: str = ""
+    node: str = ""
+    param_count: int | None = None
+    train_seconds: float = 0.0
+    epochs: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    def best(self) -> tuple[int, dict[str, float]] | None:
+        """(epoch, metrics) of the best validation accuracy; the earliest wins a tie."""
+        if not self.epochs:
+            return None
+        return max(sorted(self.epochs.items()), key=lambda item: item[1]["val_accuracy"])
+
+
+class Records:
+    """All trials of a run, updated from each reported result and written out after each change."""
+
+    def __init__(self, trials: dict[str, TrialRecord] | None = None):
+        self.trials = trials or {}
+
+    def report(self, trial_id: str, params: dict[str, Any], baseline: str, result: dict[str, Any]) -> TrialRecord:
+        """Fold one reported result (one epoch, or a terminal status) into the trial's record."""
+        record = self.trials.setdefault(trial_id, TrialRecord(trial_id, params, baseline))
+        record.status = result.get("status", record.status)
+        record.error = result.get("error", record.error)
+        record.node = result.get("node") or record.node
+        record.param_count = result.get("param_count", record.param_count)
+        record.train_seconds = result.get("train_seconds", record.train_seconds)
+        epoch = int(result.get("epoch") or 0)
+        if epoch > 0 and all(k in result for k in EPOCH_METRICS):
+            record.epochs[epoch] = {k: float(result[k]) for k in EPOCH_METRICS}
+            # A trial restarted from an older checkpoint re-trains later epochs: drop the stale ones.
+            for later in [e for e in record.epochs if e > epoch]:
+                del record.epochs[later]
+        return record
+
+    def finish(self, trial_id: str, error: str = "") -> None:
+        """Tune ended the trial: without a terminal status of its own it was stopped, or errored."""
+        record = self.trials.get(trial_id)
+        if record is None:
+            return
+        if error:
+            record.status, record.error = "error", error
+        elif record.status not in TERMINAL_BY_TRIAL:
+            record.status = STOPPED
+        if record.baseline and record.status in ("completed", STOPPED):
+            record.status = BASELINE
+
+    def to_json(self) -> dict[str, Any]:
+        return {tid: asdict(r) for tid, r in self.trials.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Records:
+        trials = {}
+        for tid, r in data.items():
+            r = dict(r, epochs={int(e): m for e, m in r["epochs"].items()})
+            trials[tid] = TrialRecord(**r)
+        return cls(trials)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Records:
+        path = Path(run_dir) / "trials.json"
+        return cls.from_json(json.loads(path.read_text())) if path.is_file() else cls()
+
+
+def leaderboard(records: Records) -> pd.DataFrame:
+    """One row per trial, ranked by best validation accuracy (fewer epochs first on a tie)."""
+    rows = []
+    for r in records.trials.values():
+        best = r.best()
+        rows.append({
+            "trial_id": r.trial_id,
+            "status": r.status,
+            "best_val_accuracy": best[1]["val_accuracy"] if best else math.nan,
+            "best_epoch": best[0] if best else 0,
+            "epochs_trained": max(r.epochs, default=0),
+            "val_loss_at_best": best[1]["val_loss"] if best else math.nan,
+            "param_count": r.param_count,
+            "train_seconds": round(r.train_seconds, 1),
+            "node": r.node,
+            "baseline": r.baseline,
+            "error": r.error,
+            **r.params,
+        })
+    if not rows:
+        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
+    frame = pd.DataFrame(rows).sort_values(
+        ["best_val_accuracy", "best_epoch", "trial_id"], ascending=[False, True, True], na_position="last"
+    )
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    hyper = [c for c in PARAMS if c in frame.columns] + sorted(set(frame.columns) - set(PARAMS) - set(LEADERBOARD_COLUMNS))
+    return frame[LEADERBOARD_COLUMNS + hyper].reset_index(drop=True)
+
+
+def epochs(records: Records) -> pd.DataFrame:
+    """Long format: one row per trial and epoch."""
+    rows = [
+        {"trial_id": r.trial_id, "epoch": e, **m}
+        for r in records.trials.values()
+        for e, m in sorted(r.epochs.items())
+    ]
+    return pd.DataFrame(rows, columns=["trial_id", "epoch", *EPOCH_METRICS])
+
+
+def write(run_dir: Path, records: Records) -> pd.DataFrame:
+    """Rewrite trials.json, epochs.csv and leaderboard.csv atomically; return the leaderboard."""
+    run_dir = Path(run_dir)
+    board = leaderboard(records)
+    files.write_json(run_dir / "trials.json", records.to_json())
+    files.write_atomic(run_dir / "epochs.csv", lambda tmp: epochs(records).to_csv(tmp, index=False))
+    files.write_atomic(run_dir / "leaderboard.csv", lambda tmp: board.to_csv(tmp, index=False))
+    return board
+
+
+def table(board: pd.DataFrame, top: int | None = None) -> str:
+    """A readable terminal table of the leaderboard's main columns and the hyperparameters that vary."""
+    shown = board.head(top) if top else board
+    varying = [c for c in board.columns[len(LEADERBOARD_COLUMNS):] if board[c].astype(str).nunique() > 1]
+    columns = ["rank", "trial_id", "status", "best_val_accuracy", "best_epoch", "epochs_trained", "baseline", *varying]
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.4g}".format):
+        return shown[columns].to_string(index=False)

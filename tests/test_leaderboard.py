@@ -1,0 +1,61 @@
+"""Leaderboard stage: ranking, statuses, long-format epochs and atomic CSVs, from plain records (no Ray)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from search import leaderboard
+from search.leaderboard import Records
+
+
+def _epoch(val_accuracy, val_loss=1.0):
+    return {"loss": 1.0, "accuracy": 0.5, "val_loss": val_loss, "val_accuracy": val_accuracy}
+
+
+def _records() -> Records:
+    records = Records()
+    for epoch, acc in enumerate([0.5, 0.7, 0.6], start=1):  # best at epoch 2
+        records.report("a", {"blocks": 2, "padding": "same"}, "", {**_epoch(acc, 2 - acc), "epoch": epoch, "status": "running", "node": "n1"})
+    records.report("a", {"blocks": 2, "padding": "same"}, "", {**_epoch(0.6), "epoch": 3, "status": "completed"})
+    records.finish("a")
+    records.report("b", {"blocks": 1, "padding": "valid"}, "", {**_epoch(0.8), "epoch": 1, "status": "running", "param_count": 10})
+    records.finish("b")  # ended by ASHA
+    records.report("c", {"blocks": 4, "padding": "valid"}, "", {"val_accuracy": 0.0, "epoch": 0, "status": "infeasible", "error": "size 0"})
+    records.finish("c")
+    records.report("d", {"blocks": 2}, "machinecurve", {**_epoch(0.65), "epoch": 1, "status": "completed"})
+    records.finish("d")
+    return records
+
+
+def test_ranking_statuses_and_columns():
+    board = leaderboard.leaderboard(_records())
+    assert board["trial_id"].tolist() == ["b", "a", "d", "c"]
+    assert board["rank"].tolist() == [1, 2, 3, 4]
+    assert board["status"].tolist() == ["stopped", "completed", "baseline", "infeasible"]
+    a = board.set_index("trial_id").loc["a"]
+    assert (a["best_val_accuracy"], a["best_epoch"], a["epochs_trained"]) == (0.7, 2, 3)
+    assert math.isclose(a["val_loss_at_best"], 1.3) and a["node"] == "n1"
+    assert board.columns[: len(leaderboard.LEADERBOARD_COLUMNS)].tolist() == leaderboard.LEADERBOARD_COLUMNS
+    assert {"blocks", "padding"} <= set(board.columns)
+    assert board.set_index("trial_id").loc["c", "error"] == "size 0"
+
+
+def test_restart_from_older_checkpoint_replaces_later_epochs():
+    records = _records()
+    records.report("a", {}, "", {**_epoch(0.55), "epoch": 2, "status": "running"})
+    assert sorted(records.trials["a"].epochs) == [1, 2]
+    assert records.trials["a"].epochs[2]["val_accuracy"] == 0.55
+
+
+def test_write_is_complete_and_round_trips(tmp_path):
+    records = _records()
+    board = leaderboard.write(tmp_path, records)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epochs.csv", "leaderboard.csv", "trials.json"]
+    assert len(pd.read_csv(tmp_path / "leaderboard.csv")) == len(board) == 4
+    epochs = pd.read_csv(tmp_path / "epochs.csv")
+    assert epochs.groupby("trial_id").size().to_dict() == {"a": 3, "b": 1, "d": 1}
+    again = Records.load(tmp_path)
+    pd.testing.assert_frame_equal(leaderboard.leaderboard(again), board)
+    assert "rank" in leaderboard.table(board, top=2) and len(leaderboard.table(board, top=2).splitlines()) == 3

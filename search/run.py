@@ -60,7 +60,7 @@ def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
 
     data_file = data.resolve(options.data)
     train, val = _search_data(data_file, space)
-    context = connect(options.address, options.dashboard_host)
+    connect(options.address, options.dashboard_host)
     info = {
         "command": sys.argv,
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()},
@@ -69,7 +69,7 @@ def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
                  "train": len(train), "validation": len(val), "val_fraction": space.settings.val_fraction},
         "seed": space.settings.seed,
         "versions": _versions(),
-        "cluster": _cluster(context),
+        "cluster": _cluster(options.address),
         "started": _now(),
     }
     files.write_json(run_dir / "run.json", info)
@@ -84,6 +84,7 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dic
 
     run_dir = Path(run_dir)
     info = _read_run(run_dir)
+    _reap_dead_driver(run_dir, info)
     if not tuner.can_restore(run_dir):
         raise UserError(f"{run_dir}: no Ray Tune experiment state to resume (was the run started?)")
     space = load_space(info["space"]["path"])
@@ -96,8 +97,9 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dic
     space = dataclasses.replace(space, settings=settings)
     train, val = _search_data(data_file, space)
     opts = info["options"]
-    context = connect(address or opts["address"], opts["dashboard_host"])
-    info.setdefault("resumed", []).append({"at": _now(), "command": sys.argv, "cluster": _cluster(context)})
+    address = address or opts["address"]
+    connect(address, opts["dashboard_host"])
+    info.setdefault("resumed", []).append({"at": _now(), "command": sys.argv, "cluster": _cluster(address)})
     files.write_json(run_dir / "run.json", info)
     resources = tuner.Resources(opts["cpus_per_trial"], opts["gpus_per_trial"], opts["max_concurrent"])
     tuner.restore_tuner(run_dir, train, val, resources).fit()
@@ -123,12 +125,12 @@ def final_for_rank(run_dir: Path, rank: int, address: str | None = None) -> dict
     return {"trial_id": row["trial_id"], "test_accuracy": metrics["accuracy"], "final_dir": str(out)}
 
 
-def connect(address: str | None, dashboard_host: str = "127.0.0.1"):
+def connect(address: str | None, dashboard_host: str = "127.0.0.1") -> None:
     """Start a local Ray (dashboard on dashboard_host) or join the cluster at address ("auto" for the local one)."""
     import ray
 
     if ray.is_initialized():
-        return None
+        return
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"}}
     if address:
         context = ray.init(address=address, runtime_env=env)
@@ -137,7 +139,28 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1"):
     url = getattr(context, "dashboard_url", None)
     if url:
         print(f"Ray dashboard: http://{url}", flush=True)
-    return context
+
+
+def _reap_dead_driver(run_dir: Path, info: dict[str, Any]) -> None:
+    """Refuse to resume a run whose driver is alive; kill what a dead driver's local Ray left running.
+
+    When a driver that started its own Ray is SIGKILLed, Ray's core processes exit with it but some
+    helpers (the dashboard and runtime-env agents) live on, orphaned. They hold files in that Ray
+    session's folder, which is how we recognise them.
+    """
+    import psutil
+
+    last = (info.get("resumed") or [info])[-1]["cluster"]
+    if psutil.pid_exists(last["pid"]) and "search" in " ".join(psutil.Process(last["pid"]).cmdline()):
+        raise UserError(f"{run_dir}: its driver (pid {last['pid']}) is still running; stop it before resuming")
+    if last.get("address") or not last.get("session"):
+        return  # a cluster we joined belongs to its owner, not to us
+    for process in psutil.process_iter():
+        try:
+            if any(last["session"] in f.path for f in process.open_files()):
+                process.kill()
+        except (psutil.Error, OSError):
+            continue
 
 
 def _search_data(data_file: Path, space: Space) -> tuple[data.Volumes, data.Volumes]:
@@ -196,10 +219,11 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _cluster(context) -> dict[str, Any]:
+def _cluster(address: str | None) -> dict[str, Any]:
     import ray
 
-    return {"address": getattr(context, "address_info", {}).get("address") if context else None,
+    return {"address": address,  # None: a local Ray that this driver started
+            "session": ray.get_runtime_context().get_session_name(),
             "resources": ray.cluster_resources(), "nodes": len([n for n in ray.nodes() if n["Alive"]]),
             "host": platform.node(), "pid": os.getpid()}
 

@@ -1,0 +1,139 @@
+"""The search service end to end, through the real CLI, a real local Ray and real Keras trials on a small slice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from search import leaderboard
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "spaces" / "tiny.py"
+TERMINAL = {"completed", "stopped", "infeasible", "nan", "error", "baseline"}
+
+
+def _search(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "search", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def _run_args(data: Path, results: Path, name: str, *extra: str) -> list[str]:
+    return ["run", str(TINY), "--data", str(data), "--results", str(results), "--name", name, *extra]
+
+
+def test_run_end_to_end(small_data_file, tmp_path):
+    result = _search(*_run_args(small_data_file, tmp_path, "e2e", "--samples", "6"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "e2e"
+    board = pd.read_csv(run_dir / "leaderboard.csv")
+    assert board.columns[: len(leaderboard.LEADERBOARD_COLUMNS)].tolist() == leaderboard.LEADERBOARD_COLUMNS
+    assert {"blocks", "padding", "filters", "dense_units", "input_mode"} <= set(board.columns)
+    assert len(board) == 6 and set(board["status"]) <= TERMINAL
+    assert board["rank"].tolist() == list(range(1, 7))
+    ranked = board["best_val_accuracy"].dropna().tolist()
+    assert ranked == sorted(ranked, reverse=True)
+    assert (board["status"] == "stopped").any(), board[["trial_id", "status", "epochs_trained"]]
+    infeasible = board[board["status"] == "infeasible"]
+    assert len(infeasible) >= 1 and infeasible["error"].str.contains("spatial size").all()
+    assert (board.loc[board["status"] == "completed", "epochs_trained"] == 3).all()
+    assert (board["node"].dropna() != "").all()
+    epochs = pd.read_csv(run_dir / "epochs.csv")
+    assert epochs.groupby("trial_id").size().to_dict() == board.set_index("trial_id")["epochs_trained"][lambda s: s > 0].to_dict()
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["trial_id"] == board.loc[0, "trial_id"] and best["params"]["epochs"] == board.loc[0, "best_epoch"]
+    metrics = json.loads((run_dir / "final" / "test_metrics.json").read_text())
+    assert 0 <= metrics["accuracy"] <= 1 and len(metrics["confusion_matrix"]) == 10
+    assert sum(map(sum, metrics["confusion_matrix"])) == 200  # the whole (small) test split, once
+    assert (run_dir / "final" / "model.keras").stat().st_size > 0
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["space"]["sha256"] and run["data"]["sha256"] and run["ended"] and run["versions"]["ray"]
+    shown = _search("leaderboard", str(run_dir), "--top", "3")
+    assert shown.returncode == 0 and len(shown.stdout.strip().splitlines()) == 4
+    # A run folder is never reused.
+    again = _search(*_run_args(small_data_file, tmp_path, "e2e"))
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):
+    run_dir = tmp_path / "killed"
+    log = open(tmp_path / "driver.log", "w")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "search", *_run_args(small_data_file, tmp_path, "killed", "--samples", "6",
+                                                     "--max-concurrent", "1")],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    before = _wait_for_some_finished_and_one_running(run_dir, driver)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
+    driver.wait()
+
+    result = _search("resume", str(run_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = leaderboard.Records.load(run_dir).trials
+    assert len(after) == 6, sorted(after)  # the original budget, no trial missing
+    assert {r.status for r in after.values()} <= TERMINAL
+    for trial_id, record in before.items():  # finished before the kill: not run again
+        assert after[trial_id].train_seconds == record.train_seconds, trial_id
+        assert after[trial_id].epochs == record.epochs
+    assert (run_dir / "final" / "test_metrics.json").is_file()
+    assert len(json.loads((run_dir / "run.json").read_text())["resumed"]) == 1
+
+
+def _wait_for_some_finished_and_one_running(run_dir: Path, driver: subprocess.Popen, timeout: float = 400):
+    """Poll the records until a trial has finished and another has trained an epoch; return the finished ones."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, "the driver finished before it could be killed"
+        try:
+            trials = leaderboard.Records.load(run_dir).trials
+        except (json.JSONDecodeError, FileNotFoundError):
+            trials = {}
+        finished = {t: r for t, r in trials.items() if r.status in TERMINAL and r.epochs}
+        running = [r for r in trials.values() if r.status == "running" and r.epochs]
+        if finished and running:
+            return finished
+        time.sleep(0.5)
+    pytest.fail("no moment with a finished and a running trial")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("def space(hp)\n    pass\n", "broken.py:1"),
+        ("x = 1\n", "no `space` function"),
+        ("def space(hp):\n    hp.Float('learning_rate', 1e-4, 1e-2, sampling='reverse_log')\n", "reverse_log"),
+        ("def space(hp):\n    pass\n", "empty"),
+    ],
+    ids=["syntax-error", "no-space-function", "unsupported-hp", "empty-space"],
+)
+def test_bad_space_files_fail_in_one_line_before_ray(tmp_path, content, message):
+    space = tmp_path / "broken.py"
+    space.write_text(content)
+    result = _search("run", str(space), "--results", str(tmp_path / "results"))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "broken.py" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and "ray" not in result.stdout.lower()
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--cpus-per-trial", "0"], "--cpus-per-trial: must be > 0"),
+        (["--gpus-per-trial", "-1"], "--gpus-per-trial: must be >= 0"),
+        (["--samples", "many"], "--samples: invalid int value"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_flags_fail_in_one_line(tmp_path, args, message):
+    result = _search("run", str(TINY), "--results", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error:") and message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -106,9 +106,9 @@ def _wait_for_some_finished_and_one_running(run_dir: Path, driver: subprocess.Po
     "content, message",
     [
         ("def space(hp)\n    pass\n", "broken.py:1"),
-        ("x = 1\n", "no `space` function"),
+        ("x = 1\n", "defines no space(hp) function"),
         ("def space(hp):\n    hp.Float('learning_rate', 1e-4, 1e-2, sampling='reverse_log')\n", "reverse_log"),
-        ("def space(hp):\n    pass\n", "empty"),
+        ("def space(hp):\n    pass\n", "declares no hyperparameters"),
     ],
     ids=["syntax-error", "no-space-function", "unsupported-hp", "empty-space"],
 )

@@ -1,0 +1,71 @@
+"""Epoch time of one configuration as a Ray Tune trial vs bare ``model.fit``, in the same run.
+
+Run: .venv/bin/python benchmarks/bench_tune_overhead.py [--preset machinecurve] [--epochs 3] [--samples 8000]
+The trial's epoch includes what a trial adds: the report, the checkpoint (model.keras) and Tune's loop.
+Both sides get the machine's CPUs; each figure is the mean epoch after the first. Goal: <= 1.05x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+
+from search import data, train  # noqa: E402
+from search.params import PRESETS, validate  # noqa: E402
+from search.trial import run_trial  # noqa: E402
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="machinecurve", choices=list(PRESETS))
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=8000)
+    args = parser.parse_args()
+
+    search_train, val = data.train_val_split(data.load(None, "train"), 0.2, seed=0)
+    search_train = data.Volumes(search_train.x[: args.samples], search_train.y[: args.samples])
+    params = validate({**PRESETS[args.preset], "epochs": args.epochs, "seed": 0})
+    cpus = os.cpu_count() or 1
+
+    ray.init(num_cpus=cpus, include_dashboard=False, runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}})
+    trainable = tune.with_resources(tune.with_parameters(run_trial, train=search_train, val=val), {"cpu": cpus})
+    results = tune.Tuner(
+        trainable, param_space=params,
+        run_config=tune.RunConfig(storage_path=os.path.abspath("/tmp/conv3d-search-bench"), verbose=0),
+    ).fit()
+    history = results[0].metrics_dataframe
+    tuned = float(np.mean(history["time_this_iter_s"].iloc[1:]))
+    ray.shutdown()
+
+    # Bare fit in a fresh process would also pay TF start-up once; here TF is warm, which favours bare fit.
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(cpus)
+    timer = EpochTimer()
+    train.fit(params, search_train, val, callbacks=[timer], verbose=0)
+    bare = float(np.mean(timer.seconds[1:]))
+    print(f"{args.preset}, {len(search_train)} samples: Tune trial {tuned:.2f} s/epoch, bare model.fit {bare:.2f} s/epoch: "
+          f"{tuned / bare:.3f}x (goal <= 1.05x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""`python -m search train`: one configuration, per-epoch metrics, one test evaluation, clear parameter errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "search", "train", *args], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+
+
+def test_train_a_preset_for_one_epoch_and_test_once(small_data_file, tmp_path):
+    out = tmp_path / "run"
+    result = _train("--preset", "machinecurve", "--epochs", "1", "--data", str(small_data_file), "--test", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "val_accuracy" in result.stdout and "test accuracy" in result.stdout
+    history = pd.read_csv(out / "history.csv")
+    assert history.columns.tolist()[:1] == ["epoch"] and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
+    assert len(history) == 1
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    assert {"accuracy", "loss", "per_class_accuracy", "confusion_matrix"} <= set(metrics)
+    assert sum(map(sum, metrics["confusion_matrix"])) == 200 and len(metrics["per_class_accuracy"]) == 10
+    saved = json.loads((out / "params.json").read_text())
+    assert saved["params"]["blocks"] == 2 and saved["params"]["epochs"] == 1 and saved["data_sha256"]
+    # The folder holds a finished result now: a second run into it is refused, and nothing is touched.
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = _train("--preset", "machinecurve", "--data", str(small_data_file), "--out", str(out))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ('{"colour": 1}', "unknown parameter 'colour'"),
+        ('{"dropout": 2}', "parameter 'dropout': expected a value in [0.0, 0.9]"),
+        ('{"blocks": 4, "padding": "valid"}', "infeasible architecture: 4 blocks"),
+        ('{"blocks": 2', "--params: invalid JSON"),
+    ],
+    ids=["unknown-key", "out-of-range", "infeasible", "bad-json"],
+)
+def test_bad_params_fail_in_one_line_with_exit_2(tmp_path, params, message):
+    result = _train("--params", params, "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip().splitlines()[-1]]  # one line, nothing else
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

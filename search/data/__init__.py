@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from search.data.cache import regenerated_file
-from search.data.colorize import ORANGES_LUT, colorize, colormap_indices
+from search.data.colormap import ORANGES_LUT, colorize, colormap_indices
 from search.data.h5file import CLASSES, SIDE, read_split, sha256
 
 __all__ = [

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib import colormaps
 
 LEVELS = 256
-ORANGES_LUT: np.ndarray = colormaps["Oranges"].resampled(LEVELS)(np.arange(LEVELS))[:, :3].astype(np.float32)
+ORANGES_LUT: np.ndarray = colormaps["Oranges"](np.arange(LEVELS))[:, :3].astype(np.float32)
 """(256, 3) float32 RGB of each colormap level, exactly what matplotlib returns for it."""
 
 
@@ -20,17 +20,16 @@ def colormap_indices(volumes: np.ndarray) -> np.ndarray:
     """Map (N, ...) volumes to uint8 colormap levels the way matplotlib's default Normalize + Colormap do.
 
     Per sample: x -> (x - min) / (max - min) (all zeros when max == min), then
-    level = floor(x * 256) with 1.0 mapped to 255. Vectorized over samples.
+    level = floor(x * 256) with 1.0 mapped to 255. Vectorized and in place on one float64 copy.
     """
-    v = np.asarray(volumes, dtype=np.float64)
-    flat = v.reshape(len(v), -1)
+    flat = np.array(volumes, dtype=np.float64).reshape(len(volumes), -1)
     lo = flat.min(axis=1, keepdims=True)
-    hi = flat.max(axis=1, keepdims=True)
-    span = hi - lo
-    scaled = np.where(span > 0, (flat - lo) / np.where(span > 0, span, 1.0), 0.0)
-    levels = scaled * LEVELS
-    levels[levels == LEVELS] = LEVELS - 1
-    return np.clip(levels, 0, LEVELS - 1).astype(np.uint8).reshape(v.shape)
+    span = flat.max(axis=1, keepdims=True) - lo
+    flat -= lo
+    flat /= np.where(span > 0, span, np.inf)  # a constant volume scales to 0, as in matplotlib
+    flat *= LEVELS
+    np.minimum(flat, LEVELS - 1, out=flat)  # 1.0 lands on the last level
+    return flat.astype(np.uint8).reshape(np.shape(volumes))
 
 
 def colorize(volumes: np.ndarray) -> np.ndarray:

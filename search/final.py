@@ -35,8 +35,13 @@ def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test: dat
 
 
 def run_final(params: dict[str, Any], data_file: Path, out_dir: Path, cpus: float, gpus: float) -> dict[str, Any]:
-    """Retrain and test on a Ray worker with the trial's resources; write test_metrics.json and model.keras."""
+    """Retrain and test on a Ray worker; write test_metrics.json and model.keras.
+
+    Nothing else runs by now, so it takes a whole node's CPUs (the largest node's), at least the trials' share.
+    """
     out_dir = files.new_dir(out_dir)
+    node_cpus = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]]
+    cpus = max([cpus, *node_cpus])
     train_full = data.load(data_file, "train")
     test = data.load(data_file, "test")  # the one read of the test split
     remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(retrain_and_test)

@@ -295,7 +295,7 @@ def test_shipped_space_loads_and_samples_valid_params(path):
 
 def test_shipped_settings():
     assert load_space(ROOT / "spaces" / "quick.py").settings == Settings(
-        samples=6, max_epochs=4, grace_period=1, reduction_factor=2, max_concurrent=2)
+        samples=6, max_epochs=3, grace_period=1, reduction_factor=2, max_concurrent=2)
     wide = load_space(ROOT / "spaces" / "wide.py").settings
     assert (wide.samples, wide.max_epochs, wide.grace_period, wide.reduction_factor) == (40, 30, 3, 3)
     assert wide.baselines == ("machinecurve", "medium", "notebook")

@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import layers
 
 from search.augment import Augment3D
-from search.data.colorize import LEVELS, ORANGES_LUT
+from search.data.colormap import LEVELS, ORANGES_LUT
 from search.errors import UserError
 from search.params import INPUT_SIZE, NUM_CLASSES, check, validate
 

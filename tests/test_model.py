@@ -8,7 +8,7 @@ import pytest
 
 from search import model as m
 from search import params as P
-from search.data.colorize import ORANGES_LUT
+from search.data.colormap import ORANGES_LUT
 from search.errors import UserError
 
 RNG = np.random.default_rng(0)

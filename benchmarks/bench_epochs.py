@@ -8,26 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from epoch_timer import EpochTimer  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
 from search import data, train  # noqa: E402
 from search.params import PRESETS, validate  # noqa: E402
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.started)
 
 
 def epoch_seconds(params: dict, volumes: data.Volumes, epochs: int) -> float:

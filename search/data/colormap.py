@@ -32,6 +32,11 @@ def colormap_indices(volumes: np.ndarray) -> np.ndarray:
     return flat.astype(np.uint8).reshape(np.shape(volumes))
 
 
+# Each LUT row as one 12-byte item: gathering whole rows copies once per voxel, not once per channel.
+_LUT_ROWS = np.ascontiguousarray(ORANGES_LUT).view(np.dtype((np.void, ORANGES_LUT.itemsize * 3))).ravel()
+
+
 def colorize(volumes: np.ndarray) -> np.ndarray:
     """(N, 16, 16, 16) volumes in [0, 1] -> float32 (N, 16, 16, 16, 3) "Oranges" RGB, as the seeds do."""
-    return ORANGES_LUT[colormap_indices(volumes)]
+    levels = colormap_indices(volumes)
+    return _LUT_ROWS[levels].view(np.float32).reshape(*levels.shape, 3)

@@ -36,8 +36,11 @@ def test_run_end_to_end(small_data_file, tmp_path):
     board = pd.read_csv(run_dir / "leaderboard.csv")
     assert board.columns[: len(leaderboard.LEADERBOARD_COLUMNS)].tolist() == leaderboard.LEADERBOARD_COLUMNS
     assert {"blocks", "padding", "filters", "dense_units", "input_mode"} <= set(board.columns)
-    assert len(board) == 6 and set(board["status"]) <= TERMINAL
-    assert board["rank"].tolist() == list(range(1, 7))
+    assert len(board) == 7 and set(board["status"]) <= TERMINAL  # 6 sampled trials and 1 baseline
+    assert board["rank"].tolist() == list(range(1, 8))
+    baseline = board[board["baseline"] == "machinecurve"]
+    assert len(baseline) == 1 and baseline["status"].iloc[0] == "baseline" and baseline["blocks"].iloc[0] == 2
+    assert baseline["param_count"].iloc[0] == 191_882  # the tutorial's model, capped at max_epochs
     ranked = board["best_val_accuracy"].dropna().tolist()
     assert ranked == sorted(ranked, reverse=True)
     assert (board["status"] == "stopped").any(), board[["trial_id", "status", "epochs_trained"]]
@@ -77,7 +80,7 @@ def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):
     result = _search("resume", str(run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     after = leaderboard.Records.load(run_dir).trials
-    assert len(after) == 6, sorted(after)  # the original budget, no trial missing
+    assert len(after) == 7, sorted(after)  # the original budget (6 and the baseline), no trial missing
     assert {r.status for r in after.values()} <= TERMINAL
     for trial_id, record in before.items():  # finished before the kill: not run again
         assert after[trial_id].train_seconds == record.train_seconds, trial_id

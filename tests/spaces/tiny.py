@@ -1,7 +1,7 @@
 """Tiny space for the end-to-end tests: seconds per trial, and some infeasible configurations.
 
 'valid' padding with 3 blocks runs out of volume (16 -> 7 -> 2 -> 0), so the search must cope with
-architectures that params.check rejects.
+architectures that params.check rejects. The machinecurve preset runs first as a baseline row.
 """
 
 SEARCH = {
@@ -9,6 +9,7 @@ SEARCH = {
     "max_epochs": 3,
     "grace_period": 1,
     "reduction_factor": 2,
+    "baselines": ["machinecurve"],  # a reference row, trained first under the same scheduler
 }
 
 

@@ -74,7 +74,7 @@ def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
     }
     files.write_json(run_dir / "run.json", info)
     resources = tuner.Resources(options.cpus_per_trial, options.gpus_per_trial, options.max_concurrent)
-    tuner.make_tuner(space, train, val, run_dir, resources, space.settings.seed).fit()
+    tuner.make_tuner(space, train, val, run_dir, resources).fit()
     return _finish(run_dir, info, data_file, resources, options.final)
 
 
@@ -110,8 +110,8 @@ def final_for_rank(run_dir: Path, rank: int, address: str | None = None) -> dict
     """Retrain and test the configuration ranked `rank` on the leaderboard into final-rank-K/."""
     run_dir = Path(run_dir)
     info = _read_run(run_dir)
-    board = leaderboard.leaderboard(leaderboard.Records.load(run_dir))
-    trained = board[board["epochs_trained"] > 0]
+    records = leaderboard.Records.load(run_dir)
+    trained = leaderboard.leaderboard(records).query("epochs_trained > 0")
     if not 1 <= rank <= len(trained):
         raise UserError(f"{run_dir}: --rank {rank} is out of range (the leaderboard has {len(trained)} trained trials)")
     opts = info["options"]
@@ -119,7 +119,7 @@ def final_for_rank(run_dir: Path, rank: int, address: str | None = None) -> dict
     from search.final import run_final
 
     row = trained.iloc[rank - 1]
-    params = _final_params(run_dir, row["trial_id"], int(row["best_epoch"]))
+    params = _final_params(records, row["trial_id"], int(row["best_epoch"]))
     out = run_dir / (FINAL_DIR if rank == 1 and not (run_dir / FINAL_DIR).exists() else f"{FINAL_DIR}-rank-{rank}")
     metrics = run_final(params, Path(info["data"]["path"]), out, opts["cpus_per_trial"], opts["gpus_per_trial"])
     return {"trial_id": row["trial_id"], "test_accuracy": metrics["accuracy"], "final_dir": str(out)}
@@ -178,7 +178,7 @@ def _finish(run_dir: Path, info: dict, data_file: Path, resources, final: bool) 
     if trained.empty:
         raise UserError(f"{run_dir}: no trial trained successfully; see leaderboard.csv for each trial's status")
     best = trained.iloc[0]
-    params = _final_params(run_dir, best["trial_id"], int(best["best_epoch"]))
+    params = _final_params(records, best["trial_id"], int(best["best_epoch"]))
     best_info = {"trial_id": best["trial_id"], "val_accuracy": float(best["best_val_accuracy"]),
                  "best_epoch": int(best["best_epoch"]), "baseline": best["baseline"], "params": params}
     files.write_json(run_dir / "best.json", best_info)
@@ -193,12 +193,11 @@ def _finish(run_dir: Path, info: dict, data_file: Path, resources, final: bool) 
     return summary
 
 
-def _final_params(run_dir: Path, trial_id: str, best_epoch: int) -> dict[str, Any]:
+def _final_params(records: leaderboard.Records, trial_id: str, best_epoch: int) -> dict[str, Any]:
     """The trial's configuration, set to train for the epoch count where its validation accuracy peaked."""
     from search.params import validate
 
-    record = leaderboard.Records.load(run_dir).trials[trial_id]
-    return validate({**record.params, "epochs": best_epoch})
+    return validate({**records.trials[trial_id].params, "epochs": best_epoch})
 
 
 def _read_run(run_dir: Path) -> dict[str, Any]:

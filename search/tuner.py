@@ -6,7 +6,7 @@ wires it into Tune and turns Tune's events into plain ``leaderboard.Records``.
 
 from __future__ import annotations
 
-import pickle
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,13 +66,19 @@ class BaselinesFirst(Searcher):
         if trial_id not in self.baseline_trials:
             self.searcher.on_trial_complete(trial_id, result, error)
 
+    # Tune's wrapper protocol (as ConcurrencyLimiter): our own state travels via get/set_state,
+    # the wrapped searcher saves and restores itself.
+    def get_state(self) -> dict[str, Any]:
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "searcher"})
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
+        self.searcher.save(checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+        self.searcher.restore(checkpoint_path)
 
 
 class RecordKeeper(tune.Callback):
@@ -113,9 +119,10 @@ def _trainable(train: Volumes, val: Volumes, resources: Resources):
     )
 
 
-def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources, seed: int) -> tune.Tuner:
+def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources) -> tune.Tuner:
     """A Tuner for the space's settings, storing Ray's experiment state under run_dir/tune."""
     settings = space.settings
+    seed = settings.seed
     # TPE, multivariate and grouped (the space is conditional), with a constant liar so concurrent
     # trials don't pile onto one point; random start-up scaled to small budgets so TPE gets to work.
     sampler = optuna.samplers.TPESampler(

@@ -60,6 +60,11 @@ def test_run_end_to_end(small_data_file, tmp_path):
     assert run["space"]["sha256"] and run["data"]["sha256"] and run["ended"] and run["versions"]["ray"]
     shown = _search("leaderboard", str(run_dir), "--top", "3")
     assert shown.returncode == 0 and len(shown.stdout.strip().splitlines()) == 4
+    # Retrain and test another configuration on demand, beside (not over) final/.
+    second = _search("final", str(run_dir), "--rank", "2")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads((run_dir / "final-rank-2" / "test_metrics.json").read_text())["params"]["epochs"] == board.loc[1, "best_epoch"]
+    assert json.loads((run_dir / "final" / "test_metrics.json").read_text()) == metrics
     # A run folder is never reused.
     again = _search(*_run_args(small_data_file, tmp_path, "e2e"))
     assert again.returncode == 2 and "already exists" in again.stderr

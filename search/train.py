@@ -28,7 +28,6 @@ def fit(
     train: Volumes,
     val: Volumes | None = None,
     *,
-    epochs: int | None = None,
     initial_epoch: int = 0,
     model: keras.Model | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -39,7 +38,6 @@ def fit(
     `model` continues a model restored from a checkpoint, from `initial_epoch`. The seed in
     params fixes weights, shuffling and augmentation, so a run is repeatable on the same machine.
     """
-    epochs = epochs or params["epochs"]
     if verbose is None:  # a progress bar on a terminal, one line per epoch in a log file
         verbose = 1 if sys.stdout.isatty() else 2
     if "seed" in params:
@@ -50,7 +48,7 @@ def fit(
         train.x,
         train.y,
         batch_size=params["batch_size"],
-        epochs=epochs,
+        epochs=params["epochs"],
         initial_epoch=initial_epoch,
         validation_data=(val.x, val.y) if val is not None else None,
         shuffle=True,

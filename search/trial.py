@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import ray
 from ray import tune
 
 from search import params as schema
@@ -55,15 +55,13 @@ def configure_tensorflow(cpus: float) -> None:
 
 
 def _assigned_cpus() -> float:
-    import ray
-
     return ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
 
 
 def run_trial(config: dict[str, Any], train: Volumes, val: Volumes) -> None:
     """The trainable. `train` and `val` arrive once per node through Ray's object store (tune.with_parameters)."""
     started = time.perf_counter()
-    info = {"node": socket.gethostname(), "node_ip": _node_ip(), BASELINE_KEY: config.get(BASELINE_KEY) or ""}
+    info = {"node": socket.gethostname(), "node_ip": ray.util.get_node_ip_address(), BASELINE_KEY: config.get(BASELINE_KEY) or ""}
     params, _ = split_config(config)
     try:
         params = schema.validate(params)
@@ -123,12 +121,3 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             state = {"epoch": epoch + 1, "train_seconds": metrics["train_seconds"], "last": metrics}
             (Path(directory) / "state.json").write_text(json.dumps(state))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-
-
-def _node_ip() -> str:
-    try:
-        import ray
-
-        return ray.util.get_node_ip_address()
-    except Exception:  # noqa: BLE001 - informational only
-        return os.environ.get("RAY_NODE_IP", "")

@@ -18,6 +18,10 @@ from search.errors import UserError
 INPUT_SIZE = 16  # voxels per axis of the dataset's volumes
 NUM_CLASSES = 10
 MAX_BLOCKS = 6
+# A reference configuration may carry a fault to inject (see search.trial), for fault-injection tests
+# and chaos drills: "raise" raises in epoch 2, "nan" turns the weights to NaN before epoch 2.
+FAULT_KEY = "fault"
+FAULTS = ("raise", "nan")
 
 
 class Param(NamedTuple):

@@ -48,7 +48,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
-from search.params import MAX_BLOCKS, PARAMS, PRESETS, validate
+from search.params import FAULT_KEY, FAULTS, MAX_BLOCKS, PARAMS, PRESETS, validate
 
 if TYPE_CHECKING:
     import keras_tuner
@@ -74,7 +74,7 @@ class Settings:
     grace_period: int = 2  # epochs a trial runs before ASHA may stop it
     reduction_factor: int = 3  # ASHA keeps 1 / reduction_factor of the trials at each rung
     batch_size: int = 100  # of trials whose space leaves batch_size unset
-    baselines: tuple[str, ...] = ()  # names of params.PRESETS, trained for comparison
+    baselines: tuple = ()  # reference configurations trained for comparison (see baseline_configs)
     max_concurrent: int | None = None  # trials at once; None: as many as Ray's resources allow
     seed: int = 0  # of the sampler and of every trial, so all trials share one split and init
     val_fraction: float = 0.2  # of the training set held out to score trials
@@ -91,13 +91,41 @@ class Settings:
             raise _bad_setting("grace_period", self.grace_period, f"exceeds max_epochs={self.max_epochs}")
         if type(self.val_fraction) not in (int, float) or not 0 < self.val_fraction < 1:
             raise _bad_setting("val_fraction", self.val_fraction, "must be a number in (0, 1)")
-        if not isinstance(self.baselines, (list, tuple)) or not all(isinstance(b, str) for b in self.baselines):
-            raise _bad_setting("baselines", self.baselines, "must be a list of preset names")
-        for name in self.baselines:
-            if name not in PRESETS:
-                raise _bad_setting("baselines", self.baselines,
-                                   f"names unknown preset {name!r} (known: {', '.join(PRESETS)})")
-        object.__setattr__(self, "baselines", tuple(self.baselines))  # SEARCH's list would be unhashable
+        if not isinstance(self.baselines, (list, tuple)):
+            raise _bad_setting("baselines", self.baselines, "must be a list of preset names or {'name': ...} dicts")
+        # SEARCH's lists and dicts would be unhashable: keep a dict as a tuple of its items.
+        object.__setattr__(self, "baselines", tuple(
+            b if isinstance(b, str) else tuple(b.items()) if isinstance(b, Mapping) else b for b in self.baselines))
+        self.baseline_configs()  # validates each one
+
+    def baseline_configs(self) -> dict[str, dict[str, Any]]:
+        """Name -> full configuration of each baseline, capped at max_epochs and seeded like the trials.
+
+        A baseline is a preset name ("machinecurve"), or a dict with a "name", an optional "preset" to
+        start from (default: the parameter defaults) and parameters (and a fault, see params.FAULTS) to change.
+        """
+        configs = {}
+        for entry in self.baselines:
+            if isinstance(entry, str):
+                entry = (("name", entry), ("preset", entry))
+            if not isinstance(entry, tuple) or not all(isinstance(kv, tuple) and len(kv) == 2 for kv in entry):
+                raise _bad_setting("baselines", entry, "must be a preset name or a {'name': ...} dict")
+            spec = dict(entry)
+            name, preset, fault = spec.pop("name", None), spec.pop("preset", None), spec.pop(FAULT_KEY, None)
+            if not isinstance(name, str) or not name or name in configs:
+                raise _bad_setting("baselines", dict(entry), f"needs a unique 'name' string, got {name!r}")
+            if preset is not None and preset not in PRESETS:
+                raise _bad_setting("baselines", name, f"names unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+            if fault is not None and fault not in FAULTS:
+                raise _bad_setting("baselines", name, f"has unknown fault {fault!r} (known: {', '.join(FAULTS)})")
+            params = {**PRESETS.get(preset, {}), **spec}
+            params["epochs"] = min(params.get("epochs", PARAMS["epochs"].default), self.max_epochs)
+            try:
+                params = validate({**params, "seed": self.seed})
+            except UserError as e:
+                raise _bad_setting("baselines", name, str(e)) from None
+            configs[name] = {**params, FAULT_KEY: fault} if fault else params
+        return configs
 
     def replace(self, **changes: Any) -> Settings:
         """These settings with some changed (say, from command-line flags), validated the same way."""

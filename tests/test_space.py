@@ -16,7 +16,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from search.errors import UserError
-from search.params import check, validate
+from search.params import PRESETS, check, validate
 from search.space import Settings, Space, define_by_run, load_space, sample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,7 +245,7 @@ BAD = {
     ),
     "SEARCH baseline": (
         "SEARCH = {'baselines': ['mnist']}\n" + OK,
-        r": SEARCH\['baselines'\]=\['mnist'\] names unknown preset 'mnist'",
+        r": SEARCH\['baselines'\]='mnist' names unknown preset 'mnist'",
     ),
     "SEARCH fraction": (
         "SEARCH = {'val_fraction': 1.5}\n" + OK,
@@ -278,6 +278,31 @@ def test_settings_validate_when_built_directly():
     assert Settings().replace(samples=3).samples == 3
     with pytest.raises(UserError, match=r"SEARCH\['grace_period'\]=2 exceeds max_epochs=1"):
         Settings().replace(max_epochs=1)
+
+
+def test_baselines_are_presets_or_named_configurations_capped_and_seeded_like_trials():
+    settings = Settings(max_epochs=4, seed=7, baselines=[
+        "notebook",
+        {"name": "wider", "preset": "machinecurve", "filters": 64},
+        {"name": "diverges", "filters": 4, "fault": "nan"},
+    ])
+    configs = settings.baseline_configs()
+    assert list(configs) == ["notebook", "wider", "diverges"]
+    assert configs["notebook"] == validate({**PRESETS["notebook"], "epochs": 4, "seed": 7})
+    assert configs["wider"] == validate({**PRESETS["machinecurve"], "filters": 64, "epochs": 4, "seed": 7})
+    assert configs["diverges"] == {**validate({"filters": 4, "epochs": 4, "seed": 7}), "fault": "nan"}
+    assert hash(settings)  # SEARCH's dicts are kept hashable
+    for entry, message in [
+        ({"preset": "machinecurve"}, r"=\{'preset': 'machinecurve'\} needs a unique 'name' string, got None"),
+        ({"name": "x", "preset": "mnist"}, r"='x' names unknown preset 'mnist'"),
+        ({"name": "x", "fault": "segfault"}, r"='x' has unknown fault 'segfault' \(known: raise, nan\)"),
+        ({"name": "x", "filters": 1}, r"='x' parameter 'filters': expected a value in \[4, 512\], got 1"),
+        (3, r"=3 must be a preset name or a \{'name': ...\} dict"),
+    ]:
+        with pytest.raises(UserError, match=r"SEARCH\['baselines'\]" + message):
+            Settings(baselines=[entry])
+    with pytest.raises(UserError, match="needs a unique 'name'"):
+        Settings(baselines=["medium", {"name": "medium"}])
 
 
 # The shipped spaces

@@ -20,8 +20,9 @@ from search.params import PARAMS
 
 # Outcomes a trial reports itself (see search.trial) plus the two the driver decides.
 STOPPED = "stopped"  # ended by the scheduler (ASHA) before its epoch budget
-BASELINE = "baseline"  # a seed preset evaluated as a reference row
-TERMINAL_BY_TRIAL = ("completed", "infeasible", "nan", "error")
+BASELINE = "baseline"  # a reference configuration (a seed preset) evaluated beside the search
+LOST = "lost"  # started by a driver that died before Ray saved it; the resumed search sampled another
+TERMINAL_BY_TRIAL = ("completed", "infeasible", "diverged", "oom", "error")
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 LEADERBOARD_COLUMNS = [
@@ -39,10 +40,17 @@ class TrialRecord:
     baseline: str = ""
     status: str = "running"
     error: str = ""
-    node: str = ""
+    node: str = ""  # the Ray node it last ran on (each epoch's node is in epochs)
     param_count: int | None = None
     train_seconds: float = 0.0
-    epochs: dict[int, dict[str, float]] = field(default_factory=dict)
+    # epoch -> its metrics, the node it trained on, and the checkpointed epoch that stretch of
+    # training resumed from (0: a fresh start)
+    epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def nodes(self) -> str:
+        """Where it ran, in order: "worker-1>worker-2" for a trial restarted on another node."""
+        seen = [m.get("node") or self.node for _, m in sorted(self.epochs.items())] or [self.node]
+        return ">".join(n for i, n in enumerate(seen) if n and (i == 0 or n != seen[i - 1]))
 
     def best(self) -> tuple[int, dict[str, float]] | None:
         """(epoch, metrics) of the best validation accuracy; the earliest wins a tie."""
@@ -67,23 +75,31 @@ class Records:
         record.train_seconds = result.get("train_seconds", record.train_seconds)
         epoch = int(result.get("epoch") or 0)
         if epoch > 0 and all(k in result for k in EPOCH_METRICS):
-            record.epochs[epoch] = {k: float(result[k]) for k in EPOCH_METRICS}
+            record.epochs[epoch] = {**{k: float(result[k]) for k in EPOCH_METRICS},
+                                    "node": result.get("node", ""), "resumed_from": int(result.get("resumed_from", 0))}
             # A trial restarted from an older checkpoint re-trains later epochs: drop the stale ones.
             for later in [e for e in record.epochs if e > epoch]:
                 del record.epochs[later]
         return record
 
-    def finish(self, trial_id: str, error: str = "") -> None:
+    def finish(self, trial_id: str, error: str = "", status: str = "") -> None:
         """Tune ended the trial: without a terminal status of its own it was stopped, or errored."""
         record = self.trials.get(trial_id)
         if record is None:
             return
         if error:
-            record.status, record.error = "error", error
+            record.status, record.error = status or "error", error
         elif record.status not in TERMINAL_BY_TRIAL:
             record.status = STOPPED
         if record.baseline and record.status in ("completed", STOPPED):
             record.status = BASELINE
+
+    def mark_lost(self, known: set[str]) -> None:
+        """Unfinished records of trials the (restored) experiment does not know: their driver died first."""
+        for record in self.trials.values():
+            if record.trial_id not in known and record.status not in (*TERMINAL_BY_TRIAL, STOPPED, BASELINE, LOST):
+                record.status = LOST
+                record.error = "its driver died before Ray saved this trial; the resumed search sampled another"
 
     def to_json(self) -> dict[str, Any]:
         return {tid: asdict(r) for tid, r in self.trials.items()}
@@ -116,7 +132,7 @@ def leaderboard(records: Records) -> pd.DataFrame:
             "val_loss_at_best": best[1]["val_loss"] if best else math.nan,
             "param_count": r.param_count,
             "train_seconds": round(r.train_seconds, 1),
-            "node": r.node,
+            "node": r.nodes(),
             "baseline": r.baseline,
             "error": r.error,
             **r.params,
@@ -138,7 +154,7 @@ def epochs(records: Records) -> pd.DataFrame:
         for r in records.trials.values()
         for e, m in sorted(r.epochs.items())
     ]
-    return pd.DataFrame(rows, columns=["trial_id", "epoch", *EPOCH_METRICS])
+    return pd.DataFrame(rows, columns=["trial_id", "epoch", *EPOCH_METRICS, "node", "resumed_from"])
 
 
 def write(run_dir: Path, records: Records) -> pd.DataFrame:

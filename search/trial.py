@@ -1,16 +1,18 @@
 """One search trial as a Ray Tune function trainable: fit one configuration, report and checkpoint every epoch.
 
 A trial never brings the search down: an infeasible architecture is reported at once without
-training, a NaN/inf loss stops the trial, and an exception is reported with its message. Each ends
-with a final report whose ``status`` says which; the driver's records pick it up from there.
-Only failures of the machinery itself (a lost node, a killed worker) reach Tune, which then restarts
-the trial from its last checkpoint on another worker.
+training, a NaN/inf loss stops the trial, running out of its memory share and any other exception
+are reported with their message. Each ends with a final report whose ``status`` says which; the
+driver's records pick it up from there. Only failures of the machinery itself (a lost node, a
+killed worker) reach Tune, which then restarts the trial from its last checkpoint on another worker.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import resource
 import socket
 import tempfile
 import time
@@ -25,14 +27,16 @@ from search import params as schema
 from search import train as training
 from search.data import Volumes
 
-RUNNING, COMPLETED, INFEASIBLE, NAN, ERROR = "running", "completed", "infeasible", "nan", "error"
+# Statuses are words pandas reads as text ("nan" would come back from read_csv as NaN).
+RUNNING, COMPLETED, INFEASIBLE, DIVERGED, OOM, ERROR = "running", "completed", "infeasible", "diverged", "oom", "error"
 METRIC = "val_accuracy"
-BASELINE_KEY = "baseline"  # config key naming the preset of a baseline trial; not a hyperparameter
+BASELINE_KEY = "baseline"  # config key naming a baseline trial; not a hyperparameter
+FAULT_AT_EPOCH = 2  # an injected fault strikes here, after one checkpointed epoch
 
 
 def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """A Tune config -> (hyperparameters, baseline name or None)."""
-    params = {k: v for k, v in config.items() if k != BASELINE_KEY}
+    """A Tune config -> (hyperparameters, baseline name or None). An injected fault is not a hyperparameter."""
+    params = {k: v for k, v in config.items() if k not in (BASELINE_KEY, schema.FAULT_KEY)}
     return params, config.get(BASELINE_KEY)
 
 
@@ -54,29 +58,55 @@ def configure_tensorflow(cpus: float) -> None:
         pass
 
 
-def _assigned_cpus() -> float:
-    return ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+def cap_memory(budget_bytes: int) -> None:
+    """Let this process's address space grow by at most budget_bytes from here on.
+
+    Ray's ``memory`` resource only reserves memory for scheduling; this enforces it, so an oversized
+    model fails here with ResourceExhaustedError instead of pushing the whole node into swap or
+    Ray's OOM killer. Address space over-counts (thread stacks, malloc arenas), so the cap is strict.
+    """
+    with open("/proc/self/status") as status:
+        used = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = used + budget_bytes if hard == resource.RLIM_INFINITY else min(hard, used + budget_bytes)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def node_name() -> str:
+    """The Ray node's name (``ray start --node-name``), or the host name where the name is just the IP."""
+    node_id = ray.get_runtime_context().get_node_id()
+    name = next((n["NodeName"] for n in ray.nodes() if n["NodeID"] == node_id), "")
+    return socket.gethostname() if not name or name == ray.util.get_node_ip_address() else name
 
 
 def run_trial(config: dict[str, Any], train: Volumes, val: Volumes) -> None:
     """The trainable. `train` and `val` arrive once per node through Ray's object store (tune.with_parameters)."""
     started = time.perf_counter()
-    info = {"node": socket.gethostname(), "node_ip": ray.util.get_node_ip_address(), BASELINE_KEY: config.get(BASELINE_KEY) or ""}
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    info = {"node": node_name(), "node_ip": ray.util.get_node_ip_address(), BASELINE_KEY: config.get(BASELINE_KEY) or ""}
     params, _ = split_config(config)
+    memory = assigned.get("memory")
     try:
         params = schema.validate(params)
         reason = schema.check(params)
         if reason:
             tune.report({METRIC: 0.0, "status": INFEASIBLE, "error": reason, "epoch": 0, **info})
             return
-        configure_tensorflow(_assigned_cpus())
-        _fit_and_report(params, train, val, info, started)
+        configure_tensorflow(assigned.get("CPU", 1.0))
+        if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there
+            cap_memory(int(memory))
+        _fit_and_report(params, train, val, info, started, config.get(schema.FAULT_KEY))
     except Exception as e:  # noqa: BLE001 - any error of this configuration ends this trial only
-        message = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-        tune.report({METRIC: 0.0, "status": ERROR, "error": message, "epoch": 0, **info})
+        text = re.sub(r"\{\{.*?\}\}\s*", "", str(e)).strip()  # drop TF's {{function_node ...}} prefix
+        message = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+        out_of_memory = isinstance(e, MemoryError) or type(e).__name__ == "ResourceExhaustedError"
+        if out_of_memory and memory:
+            message += f" (over its {memory / 2**30:.3g} GiB share)"
+        tune.report({METRIC: 0.0, "status": OOM if out_of_memory else ERROR, "error": message, "epoch": 0, **info})
 
 
-def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: dict, started: float) -> None:
+def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: dict, started: float,
+                    fault: str | None = None) -> None:
     model, initial_epoch, seconds_before = None, 0, 0.0
     checkpoint = tune.get_checkpoint()
     if checkpoint:  # resumed after a lost worker or driver: continue where the last epoch ended
@@ -87,8 +117,26 @@ def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: 
         if initial_epoch >= params["epochs"]:  # it had finished; Ray's state lagged behind
             tune.report({**state["last"], "status": COMPLETED})
             return
-    report = _ReportEachEpoch(params, info, started - seconds_before)
-    training.fit(params, train, val, initial_epoch=initial_epoch, model=model, callbacks=[report], verbose=0)
+    report = _ReportEachEpoch(params, {**info, "resumed_from": initial_epoch}, started - seconds_before)
+    callbacks = [report] + ([_InjectFault(fault)] if fault else [])
+    training.fit(params, train, val, initial_epoch=initial_epoch, model=model, callbacks=callbacks, verbose=0)
+
+
+class _InjectFault(keras.callbacks.Callback):
+    """A fault on purpose, through the real failure paths: "raise" raises, "nan" makes the next loss NaN."""
+
+    def __init__(self, fault: str):
+        super().__init__()
+        self.fault = fault
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch + 1 != FAULT_AT_EPOCH:
+            return
+        if self.fault == "raise":
+            raise RuntimeError(f"injected fault at epoch {epoch + 1}")
+        if self.fault == "nan":
+            for weight in self.model.trainable_weights:
+                weight.assign(keras.ops.full_like(weight, float("nan")))
 
 
 class _ReportEachEpoch(keras.callbacks.Callback):
@@ -106,7 +154,7 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             **{k: float(v) for k, v in logs.items() if k != "learning_rate"},
             METRIC: float(logs.get(METRIC, 0.0)) if finite else 0.0,
             "epoch": epoch + 1,
-            "status": NAN if not finite else (COMPLETED if done else RUNNING),
+            "status": DIVERGED if not finite else (COMPLETED if done else RUNNING),
             "param_count": int(self.model.count_params()),
             "train_seconds": time.perf_counter() - self.started,
             **self.info,

@@ -19,20 +19,23 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search import leaderboard
 from search.data import Volumes
-from search.params import PRESETS
 from search.space import Space, define_by_run
-from search.trial import BASELINE_KEY, METRIC, run_trial, split_config
+from search.trial import BASELINE_KEY, METRIC, OOM, run_trial, split_config
 
 TUNE_DIR = "tune"  # Ray's experiment folder inside the run folder
 
 
 @dataclass(frozen=True)
 class Resources:
-    """Per-trial resources (fractions allowed) and how many trials may run at once."""
+    """Per-trial resources (fractions allowed) and how many trials may run at once.
+
+    memory_gb reserves memory on a node for each trial, and the trial holds itself to it (see search.trial).
+    """
 
     cpus: float = 1.0
     gpus: float = 0.0
     max_concurrent: int | None = None
+    memory_gb: float | None = None
 
 
 class BaselinesFirst(Searcher):
@@ -107,16 +110,23 @@ class RecordKeeper(tune.Callback):
         error = trial.get_error()
         params, baseline = split_config(trial.config)
         self.records.report(trial.trial_id, params, baseline or "", {})
-        self.records.finish(trial.trial_id, error=_first_line(str(error)) if error else "error (see Ray's logs)")
+        message = _first_line(str(error)) if error else "error (see Ray's logs)"
+        self.records.finish(trial.trial_id, error=message, status=failure_status(error))
+        leaderboard.write(self.run_dir, self.records)
+
+    def on_experiment_end(self, trials, **info) -> None:
+        # After a driver crash, Ray's saved state can lag: a trial the dead driver had started may be
+        # unknown to the restored experiment, which samples a new trial in its place. Say so.
+        self.records.mark_lost(known={t.trial_id for t in trials})
         leaderboard.write(self.run_dir, self.records)
 
 
 def _trainable(train: Volumes, val: Volumes, resources: Resources):
     """run_trial with the data put into the object store once, and the per-trial resources."""
-    return tune.with_resources(
-        tune.with_parameters(run_trial, train=train, val=val),
-        {"cpu": resources.cpus, "gpu": resources.gpus},
-    )
+    request = {"cpu": resources.cpus, "gpu": resources.gpus}
+    if resources.memory_gb:
+        request["memory"] = int(resources.memory_gb * 2**30)
+    return tune.with_resources(tune.with_parameters(run_trial, train=train, val=val), request)
 
 
 def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources) -> tune.Tuner:
@@ -131,9 +141,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
     )
     searcher: Searcher = OptunaSearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler)
     if settings.baselines:
-        baselines = {name: {**PRESETS[name], "epochs": min(PRESETS[name]["epochs"], settings.max_epochs), "seed": seed}
-                     for name in settings.baselines}
-        searcher = BaselinesFirst(searcher, baselines)
+        searcher = BaselinesFirst(searcher, settings.baseline_configs())
     max_concurrent = resources.max_concurrent or settings.max_concurrent
     if max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
@@ -175,6 +183,12 @@ def restore_tuner(run_dir: Path, train: Volumes, val: Volumes, resources: Resour
 
 def can_restore(run_dir: Path) -> bool:
     return tune.Tuner.can_restore(str(Path(run_dir).resolve() / TUNE_DIR))
+
+
+def failure_status(error: BaseException | None) -> str:
+    """"oom" when Ray's memory monitor killed the trial's worker (it does so when a node runs low), else "error"."""
+    text = f"{type(error).__name__}: {error}" if error else ""
+    return OOM if "OutOfMemoryError" in text or "running low on memory" in text else "error"
 
 
 def _first_line(text: str) -> str:

@@ -59,3 +59,25 @@ def test_write_is_complete_and_round_trips(tmp_path):
     again = Records.load(tmp_path)
     pd.testing.assert_frame_equal(leaderboard.leaderboard(again), board)
     assert "rank" in leaderboard.table(board, top=2) and len(leaderboard.table(board, top=2).splitlines()) == 3
+
+
+def test_a_trial_restarted_on_another_node_shows_each_node_in_order():
+    records = Records()
+    for epoch, node, resumed in [(1, "worker-1", 0), (2, "worker-1", 0), (3, "worker-2", 2), (4, "worker-2", 2)]:
+        records.report("t", {}, "", {**_epoch(0.5), "epoch": epoch, "status": "running", "node": node, "resumed_from": resumed})
+    assert records.trials["t"].nodes() == "worker-1>worker-2"
+    epochs = leaderboard.epochs(records)
+    assert epochs[["node", "resumed_from"]].values.tolist() == [["worker-1", 0], ["worker-1", 0], ["worker-2", 2], ["worker-2", 2]]
+    records.report("u", {}, "", {"val_accuracy": 0.0, "epoch": 0, "status": "infeasible", "node": "worker-2"})
+    assert records.trials["u"].nodes() == "worker-2"  # no epochs: where it was rejected
+
+
+def test_mark_lost_flags_only_unfinished_trials_the_restored_experiment_does_not_know():
+    records = _records()
+    records.report("e", {"blocks": 1}, "", {**_epoch(0.4), "epoch": 1, "status": "running"})  # its driver died
+    records.report("f", {"blocks": 1}, "", {**_epoch(0.3), "epoch": 1, "status": "running"})  # known: resumed
+    records.mark_lost(known={"f"})
+    statuses = {t: r.status for t, r in records.trials.items()}
+    assert statuses == {"a": "completed", "b": "stopped", "c": "infeasible", "d": "baseline", "e": "lost", "f": "running"}
+    assert "driver died" in records.trials["e"].error and records.trials["e"].epochs  # its epochs are kept
+

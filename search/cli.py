@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cpus-per-trial", type=_positive(float), default=1.0, help="CPUs per trial (default 1)")
     run.add_argument("--gpus-per-trial", type=_non_negative(float), default=0.0, help="GPUs per trial, fractions allowed (default 0)")
     run.add_argument("--max-concurrent", type=_positive(int), help="at most this many trials at once")
+    run.add_argument("--memory-per-trial", type=_positive(float), metavar="GIB",
+                     help="memory each trial reserves on its node and may not outgrow (default: no limit)")
     run.add_argument("--results", type=Path, default=RESULTS, help="folder of run folders (default results/)")
     run.add_argument("--seed", type=_non_negative(int), help="seed of the sampler, split and trials (overrides the space file)")
     run.add_argument("--no-final", action="store_true", help="skip the final retrain and test")
@@ -197,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         space_path=args.space, data=args.data, results=args.results, name=args.name, address=args.address,
         samples=args.samples, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, seed=args.seed,
-        final=not args.no_final, dashboard_host=args.dashboard_host,
+        final=not args.no_final, dashboard_host=args.dashboard_host, memory_per_trial=args.memory_per_trial,
     )
     space, run_dir = run.prepare(options)  # space errors and an existing run folder stop us before Ray starts
     print(f"run folder: {run_dir}")

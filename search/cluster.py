@@ -67,6 +67,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -255,15 +256,19 @@ def load(cluster: str | os.PathLike | None = None) -> ClusterInfo:
     return ClusterInfo.from_json(json.loads(path.read_text()))
 
 
-def dashboard_login_hint(cluster: ClusterInfo | None = None) -> str:
-    """How to open the dashboard and log in (Ray 2.60's token authentication), as text for a person."""
-    url = cluster.dashboard_url if cluster else "http://127.0.0.1:8265"
-    if cluster is not None and not cluster.auth:
-        return (f"Dashboard: {url} (token authentication is off on this cluster: anyone who can reach "
+def dashboard_login_hint(cluster: ClusterInfo | None = None, url: str | None = None) -> str:
+    """How to open the dashboard (of cluster, or at url) and log in with Ray 2.60's token, as text for a person."""
+    url = url or (cluster.dashboard_url if cluster else "http://127.0.0.1:8265")
+    auth = cluster.auth if cluster else _dashboard_auth(url)
+    if not auth:
+        return (f"Dashboard: {url} (token authentication is off: anyone who can reach "
                 "the port can use it, including Ray's job API)")
+    where = ("listens on 127.0.0.1 only; from another machine use an SSH tunnel, "
+             f"e.g. `ssh -L {url.rsplit(':', 1)[-1]}:127.0.0.1:{url.rsplit(':', 1)[-1]} host` or `ray dashboard cluster/ray-cluster.yaml`"
+             if "//127.0.0.1:" in url or "//localhost:" in url else
+             "listens beyond this machine: anyone with the token who reaches it can run code through Ray's job API")
     return "\n".join([
-        f"Dashboard: {url}  (listens on 127.0.0.1 only; from another machine use an SSH tunnel, "
-        "e.g. `ssh -L 8265:127.0.0.1:PORT host` or `ray dashboard cluster/ray-cluster.yaml`)",
+        f"Dashboard: {url}  ({where})",
         "Token authentication is on (RAY_AUTH_MODE=token): without the token the page only asks for it, "
         "and /api/* answers 401 (403 for a wrong token).",
         "  Log in: paste the token into the page's prompt; print it with `ray get-auth-token` "
@@ -274,6 +279,15 @@ def dashboard_login_hint(cluster: ClusterInfo | None = None) -> str:
         "  Drivers and `ray job submit`: set RAY_AUTH_MODE=token in their environment (an explicit "
         "--address never turns it on by itself), with the token in ~/.ray/auth_token or RAY_AUTH_TOKEN.",
     ])
+
+
+def _dashboard_auth(url: str) -> bool:
+    """Whether the dashboard at url asks for a token (it says so without one); assume yes if it can't be asked."""
+    try:
+        with urllib.request.urlopen(url + "/api/authentication_mode", timeout=5) as response:
+            return json.load(response).get("authentication_mode") != "disabled"
+    except (OSError, ValueError):
+        return True
 
 
 # --- processes -------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class RunOptions:
     seed: int | None = None
     final: bool = True
     dashboard_host: str = "127.0.0.1"
+    memory_per_trial: float | None = None  # GiB
 
 
 def prepare(options: RunOptions) -> tuple[Space, Path]:
@@ -73,7 +74,7 @@ def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
         "started": _now(),
     }
     files.write_json(run_dir / "run.json", info)
-    resources = tuner.Resources(options.cpus_per_trial, options.gpus_per_trial, options.max_concurrent)
+    resources = _resources(info["options"])
     tuner.make_tuner(space, train, val, run_dir, resources).fit()
     return _finish(run_dir, info, data_file, resources, options.final)
 
@@ -101,7 +102,7 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dic
     connect(address, opts["dashboard_host"])
     info.setdefault("resumed", []).append({"at": _now(), "command": sys.argv, "cluster": _cluster(address)})
     files.write_json(run_dir / "run.json", info)
-    resources = tuner.Resources(opts["cpus_per_trial"], opts["gpus_per_trial"], opts["max_concurrent"])
+    resources = _resources(opts)
     tuner.restore_tuner(run_dir, train, val, resources).fit()
     return _finish(run_dir, info, data_file, resources, final and opts["final"])
 
@@ -138,7 +139,16 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1") -> None:
         context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, runtime_env=env)
     url = getattr(context, "dashboard_url", None)
     if url:
-        print(f"Ray dashboard: http://{url}", flush=True)
+        from search.cluster import dashboard_login_hint
+
+        print(dashboard_login_hint(url=f"http://{url}"), flush=True)
+
+
+def _resources(options: dict[str, Any]):
+    from search.tuner import Resources
+
+    return Resources(options["cpus_per_trial"], options["gpus_per_trial"], options["max_concurrent"],
+                     options.get("memory_per_trial"))
 
 
 def _reap_dead_driver(run_dir: Path, info: dict[str, Any]) -> None:

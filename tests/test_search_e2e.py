@@ -5,23 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from search import leaderboard
+from searching import ROOT, SPACES, TERMINAL, finished_and_running, search, start, wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "spaces" / "tiny.py"
-TERMINAL = {"completed", "stopped", "infeasible", "nan", "error", "baseline"}
-
-
-def _search(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "search", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+TINY = SPACES / "tiny.py"
+_search = search
 
 
 def _run_args(data: Path, results: Path, name: str, *extra: str) -> list[str]:
@@ -32,6 +26,8 @@ def test_run_end_to_end(small_data_file, tmp_path):
     # One trial at a time: ASHA then sees results in a fixed order, so its decisions are repeatable.
     result = _search(*_run_args(small_data_file, tmp_path, "e2e", "--samples", "6", "--max-concurrent", "1"))
     assert result.returncode == 0, result.stderr[-3000:]
+    # Its own Ray's dashboard: on loopback only, with how to log in.
+    assert "Dashboard: http://127.0.0.1:" in result.stdout and "ray get-auth-token" in result.stdout, result.stdout[:2000]
     run_dir = tmp_path / "e2e"
     board = pd.read_csv(run_dir / "leaderboard.csv")
     assert board.columns[: len(leaderboard.LEADERBOARD_COLUMNS)].tolist() == leaderboard.LEADERBOARD_COLUMNS
@@ -72,20 +68,22 @@ def test_run_end_to_end(small_data_file, tmp_path):
 
 def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):
     run_dir = tmp_path / "killed"
-    log = open(tmp_path / "driver.log", "w")
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "search", *_run_args(small_data_file, tmp_path, "killed", "--samples", "6",
-                                                     "--max-concurrent", "1")],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    before = _wait_for_some_finished_and_one_running(run_dir, driver)
+    log = tmp_path / "driver.log"
+    driver = start(log, "run", str(SPACES / "steady.py"), "--data", str(small_data_file), "--results", str(tmp_path),
+                   "--name", "killed", "--samples", "3", "--max-concurrent", "1")
+    before = wait_for(run_dir, driver, "a finished and a running trial", finished_and_running, log=log)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
     driver.wait()
+    session = json.loads((run_dir / "run.json").read_text())["cluster"]["session"]
+    assert [p.pid for p in psutil.process_iter() if _holds_files_of(p, session)]  # orphans, for resume to stop
 
     result = _search("resume", str(run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     after = leaderboard.Records.load(run_dir).trials
-    assert len(after) == 7, sorted(after)  # the original budget (6 and the baseline), no trial missing
+    kept = [r for r in after.values() if r.status != leaderboard.LOST]  # lost: see test_faults.py (b)
+    assert len(kept) == 3, sorted(after)  # the original budget, no trial missing
+    # The dead driver's local Ray left agents running, holding files in its session folder: resume stopped them.
+    assert not [p.pid for p in psutil.process_iter() if _holds_files_of(p, session)]
     assert {r.status for r in after.values()} <= TERMINAL
     for trial_id, record in before.items():  # finished before the kill: not run again
         assert after[trial_id].train_seconds == record.train_seconds, trial_id
@@ -94,21 +92,11 @@ def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):
     assert len(json.loads((run_dir / "run.json").read_text())["resumed"]) == 1
 
 
-def _wait_for_some_finished_and_one_running(run_dir: Path, driver: subprocess.Popen, timeout: float = 400):
-    """Poll the records until a trial has finished and another has trained an epoch; return the finished ones."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert driver.poll() is None, "the driver finished before it could be killed"
-        try:
-            trials = leaderboard.Records.load(run_dir).trials
-        except (json.JSONDecodeError, FileNotFoundError):
-            trials = {}
-        finished = {t: r for t, r in trials.items() if r.status in TERMINAL and r.epochs}
-        running = [r for r in trials.values() if r.status == "running" and r.epochs]
-        if finished and running:
-            return finished
-        time.sleep(0.5)
-    pytest.fail("no moment with a finished and a running trial")
+def _holds_files_of(process: psutil.Process, session: str) -> bool:
+    try:
+        return any(session in f.path for f in process.open_files())
+    except (psutil.Error, OSError):
+        return False
 
 
 @pytest.mark.parametrize(
@@ -146,3 +134,13 @@ def test_bad_flags_fail_in_one_line(tmp_path, args, message):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error:") and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_exposing_the_dashboard_beyond_loopback_warns_first(tmp_path):
+    space = tmp_path / "broken.py"
+    space.write_text("x = 1\n")  # fails right after the warning, before Ray starts
+    result = _search("run", str(space), "--dashboard-host", "0.0.0.0", "--results", str(tmp_path))
+    assert result.returncode == 2
+    assert "warning: the Ray dashboard will listen on 0.0.0.0" in result.stderr and "job API" in result.stderr
+    quiet = _search("run", str(space), "--results", str(tmp_path))
+    assert "warning" not in quiet.stderr

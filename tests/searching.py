@@ -1,0 +1,72 @@
+"""Helpers for tests that drive `python -m search` as a user would: start it, watch its records, wait."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from search import leaderboard
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACES = ROOT / "tests" / "spaces"
+TERMINAL = {"completed", "stopped", "infeasible", "diverged", "oom", "error", "baseline", "lost"}
+
+
+def search(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the CLI to completion."""
+    return subprocess.run([sys.executable, "-m", "search", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def start(log: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """Start the CLI in its own process group (so a test can SIGKILL it and all it started), output to log."""
+    return subprocess.Popen([sys.executable, "-m", "search", *args], cwd=ROOT, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})})
+
+
+def records(run_dir: Path) -> dict[str, leaderboard.TrialRecord]:
+    """The run's records as they are on disk now ({} before the first result)."""
+    try:
+        return leaderboard.Records.load(run_dir).trials
+    except FileNotFoundError:
+        return {}
+
+
+def wait_for(run_dir: Path, driver: subprocess.Popen, what: str, found: Callable[[dict], object],
+             timeout: float = 400, log: Path | None = None):
+    """Poll the records until found(trials) is truthy and return it; fail if the driver ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.poll() is not None:
+            pytest.fail(f"the driver ended (exit {driver.returncode}) before {what}:\n{tail(log)}")
+        value = found(records(run_dir))
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}:\n{tail(log)}")
+
+
+def finished_and_running(trials: dict) -> dict | None:
+    """The finished trials, once one trial has finished and another has trained an epoch."""
+    finished = {t: r for t, r in trials.items() if r.status in TERMINAL and r.epochs}
+    running = [r for r in trials.values() if r.status == "running" and r.epochs]
+    return finished if finished and running else None
+
+
+def tail(log: Path | None, lines: int = 40) -> str:
+    return "\n".join(log.read_text().splitlines()[-lines:]) if log and log.exists() else ""
+
+
+def wait(driver: subprocess.Popen, log: Path, timeout: float = 600) -> None:
+    assert driver.wait(timeout=timeout) == 0, tail(log)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())

@@ -145,7 +145,7 @@ class ClusterInfo:
 
 def up(workers: int = 2, cpus_per_node: int = 1, head_cpus: int = 0, temp_dir: str | os.PathLike | None = None,
        *, auth: bool = True, object_store_mb: int = OBJECT_STORE_MB, health_check_period_ms: int = 1000,
-       timeout: float = 120.0) -> ClusterInfo:
+       pin_cpus: bool = False, timeout: float = 120.0) -> ClusterInfo:
     """Start a head and `workers` worker nodes on this machine; return once Ray shows them all alive.
 
     temp_dir is the cluster's root folder (default: ``default_root()``); it must be short (Ray's
@@ -154,9 +154,16 @@ def up(workers: int = 2, cpus_per_node: int = 1, head_cpus: int = 0, temp_dir: s
     health_check_period_ms: how often the GCS checks each raylet (Ray's default is 3000). It
     declares a node dead after 5 failed checks, so a killed worker is seen dead after about 5 s
     instead of 15 s; a slow node still gets Ray's 10-s timeout per check.
+    pin_cpus: confine each worker node (its raylet and every process it starts) to cpus_per_node
+    cores of its own, as a real machine of that size is; Ray's --num-cpus only counts, it doesn't
+    confine, so without this a "1-CPU" node's TensorFlow also uses idle cores. The head is not pinned.
     """
     if workers < 0 or cpus_per_node < 0 or head_cpus < 0:
         raise UserError("cluster up: --workers, --cpus-per-node and --head-cpus must be >= 0")
+    cores = sorted(os.sched_getaffinity(0))
+    if pin_cpus and (cpus_per_node < 1 or workers * cpus_per_node > len(cores)):
+        raise UserError(f"cluster up: --pin-cpus needs workers x cpus-per-node ({workers} x {cpus_per_node}) "
+                        f"between 1 and this machine's {len(cores)} cores")
     root = Path(temp_dir or default_root()).absolute()
     if len(str(root)) + _SOCKET_TAIL > _SOCKET_MAX:
         raise UserError(f"{root}: too long for a Ray temp dir (its socket paths would pass {_SOCKET_MAX} bytes); "
@@ -186,7 +193,8 @@ def up(workers: int = 2, cpus_per_node: int = 1, head_cpus: int = 0, temp_dir: s
             "--temp-dir", str(root / name), "--node-name", name,
             "--resources", json.dumps({f"{RESOURCE_PREFIX}{i}": 1}),
             *_common_flags(object_store_mb),
-        ], env) for i, name in enumerate(names, start=1)]
+        ], env, cores[(i - 1) * cpus_per_node:i * cpus_per_node] if pin_cpus else None)
+            for i, name in enumerate(names, start=1)]
         for name, process in starts:
             _wait_started(root, name, process, timeout)
         nodes = _wait_alive(address, env, [HEAD, *names], timeout)
@@ -320,12 +328,13 @@ def _ray_cli() -> str:
     return str(here) if here.exists() else (shutil.which("ray") or "ray")
 
 
-def _ray_start_async(root: Path, name: str, args: list[str], env: dict[str, str]):
+def _ray_start_async(root: Path, name: str, args: list[str], env: dict[str, str], cores: list[int] | None = None):
     (root / name).mkdir(parents=True, exist_ok=True)
     log = open(root / f"{name}.log", "wb")
+    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None  # inherited by all the node's processes
     try:
         process = subprocess.Popen([_ray_cli(), "start", *args], env=env, stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
     finally:
         log.close()
     return name, process
@@ -529,6 +538,8 @@ def add_cli(commands) -> None:
                        help=f"object store per node in MiB (default {OBJECT_STORE_MB})")
     start.add_argument("--dir", type=Path, help=f"root folder of the nodes' temp dirs (default {default_root()})")
     start.add_argument("--no-auth", action="store_true", help="turn Ray's token authentication off (not recommended)")
+    start.add_argument("--pin-cpus", action="store_true",
+                       help="confine each worker node to cores of its own, like a real machine of --cpus-per-node cores")
     stop = actions.add_parser("down", help="stop that cluster's processes (and no other Ray's)")
     stop.add_argument("--dir", type=Path, help=f"root folder of the cluster (default {default_root()})")
     stop.add_argument("--keep-logs", action="store_true", help="keep the nodes' temp dirs and logs")
@@ -540,7 +551,7 @@ def add_cli(commands) -> None:
 def cmd_cluster(args: argparse.Namespace) -> int:
     if args.cluster_command == "up":
         info = up(args.workers, args.cpus_per_node, args.head_cpus, args.dir, auth=not args.no_auth,
-                  object_store_mb=args.object_store_mb)
+                  object_store_mb=args.object_store_mb, pin_cpus=args.pin_cpus)
         env = " ".join(f"{k}={v}" for k, v in info.env.items())
         print(f"local Ray cluster up: head ({args.head_cpus} CPUs) + {len(info.workers)} workers "
               f"({args.cpus_per_node} CPU each), in {info.root}")

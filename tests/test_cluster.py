@@ -147,7 +147,7 @@ def test_dockerfile_builds_on_the_installed_ray_and_installs_the_gpu_extra():
 # --- the local multi-node cluster ----------------------------------------------------------------
 
 _DRIVER = """
-import json, sys, ray
+import json, os, sys, ray
 from ray.job_submission import JobSubmissionClient
 
 address, dashboard = sys.argv[1], sys.argv[2]
@@ -155,11 +155,13 @@ ray.init(address=address, logging_level="ERROR", log_to_driver=False)
 
 @ray.remote(num_cpus=1)
 def where():
-    return ray.get_runtime_context().get_node_id()
+    return ray.get_runtime_context().get_node_id(), sorted(os.sched_getaffinity(0))
 
-placed = {r: ray.get(where.options(resources={r: 0.01}).remote()) for r in sys.argv[3:]}
+placed, cores = {}, {}
+for r in sys.argv[3:]:
+    placed[r], cores[r] = ray.get(where.options(resources={r: 0.01}).remote())
 jobs = JobSubmissionClient(dashboard).list_jobs()  # Ray's own HTTP client: sends the token when RAY_AUTH_MODE=token
-print("RESULT=" + json.dumps({"nodes": ray.nodes(), "placed": placed, "jobs": len(jobs)}))
+print("RESULT=" + json.dumps({"nodes": ray.nodes(), "placed": placed, "cores": cores, "jobs": len(jobs)}))
 """
 
 
@@ -200,7 +202,8 @@ def _mentions(process: psutil.Process, root: str) -> bool:
 def test_local_cluster_up_kill_one_worker_down():
     root = tempfile.mkdtemp(prefix="c3s-", dir="/tmp")  # short: Ray's socket paths live under it
     started = time.monotonic()
-    info = cluster.up(workers=2, temp_dir=root)
+    cores = sorted(os.sched_getaffinity(0))
+    info = cluster.up(workers=2, temp_dir=root, pin_cpus=len(cores) >= 2)
     try:
         assert [w.name for w in info.workers] == ["worker-1", "worker-2"] and info.auth
         assert info.dashboard_url.startswith("http://127.0.0.1:")
@@ -212,6 +215,8 @@ def test_local_cluster_up_kill_one_worker_down():
         # Each worker's own resource places work on exactly that node.
         assert seen["placed"] == {"c3s_worker_1": info.worker("worker-1").node_id,
                                   "c3s_worker_2": info.worker("worker-2").node_id}
+        if len(cores) >= 2:  # pinned: the task ran in a Ray worker process confined to its node's own core
+            assert seen["cores"] == {"c3s_worker_1": [cores[0]], "c3s_worker_2": [cores[1]]}
         assert seen["jobs"] >= 1  # the connected drivers are listed as jobs: the authenticated request went through
         # Token authentication: the dashboard's API refuses a request without the token.
         assert _http_status(info.dashboard_url + "/api/version") == 401
@@ -267,6 +272,12 @@ def test_up_refuses_a_temp_dir_too_long_for_rays_sockets_before_starting_anythin
     assert not long_root.exists()
 
 
+def test_pinning_more_cores_than_the_machine_has_is_refused_before_starting_anything(tmp_path):
+    with pytest.raises(UserError, match=r"--pin-cpus needs workers x cpus-per-node \(64 x 1\) between 1 and"):
+        cluster.up(workers=64, temp_dir=tmp_path / "c", pin_cpus=True)
+    assert not (tmp_path / "c").exists()
+
+
 def test_down_with_nothing_running_is_a_no_op_and_removes_only_its_own_files(tmp_path):
     assert cluster.down(tmp_path / "none") == 0
     (tmp_path / "head" / "session_x").mkdir(parents=True)
@@ -292,5 +303,6 @@ def test_cli_subcommands_parse():
     cluster.add_cli(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["cluster", "up", "--workers", "3", "--cpus-per-node", "2"])
     assert (args.cluster_command, args.workers, args.cpus_per_node, args.head_cpus) == ("up", 3, 2, 0)
+    assert parser.parse_args(["cluster", "up", "--pin-cpus"]).pin_cpus is True
     assert parser.parse_args(["cluster", "down"]).cluster_command == "down"
     assert parser.parse_args(["cluster", "kill-worker", "worker-1"]).worker == "worker-1"

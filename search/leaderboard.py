@@ -23,6 +23,7 @@ STOPPED = "stopped"  # ended by the scheduler (ASHA) before its epoch budget
 BASELINE = "baseline"  # a reference configuration (a seed preset) evaluated beside the search
 LOST = "lost"  # started by a driver that died before Ray saved it; the resumed search sampled another
 TERMINAL_BY_TRIAL = ("completed", "infeasible", "diverged", "oom", "error")
+FINAL = (*TERMINAL_BY_TRIAL, STOPPED, BASELINE, LOST)  # a record that has ended; nothing later changes it
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 LEADERBOARD_COLUMNS = [
@@ -83,13 +84,17 @@ class Records:
         return record
 
     def finish(self, trial_id: str, error: str = "", status: str = "") -> None:
-        """Tune ended the trial: without a terminal status of its own it was stopped, or errored."""
+        """Tune ended the trial: without a terminal status of its own it was stopped, or errored.
+
+        A trial that had already ended keeps its outcome: after a driver crash, Ray's lagging state
+        may restart a finished trial and fail it (say, its old checkpoint is gone); that is not news.
+        """
         record = self.trials.get(trial_id)
         if record is None:
             return
-        if error:
+        if error and record.status not in FINAL:
             record.status, record.error = status or "error", error
-        elif record.status not in TERMINAL_BY_TRIAL:
+        elif record.status not in FINAL:
             record.status = STOPPED
         if record.baseline and record.status in ("completed", STOPPED):
             record.status = BASELINE
@@ -97,7 +102,7 @@ class Records:
     def mark_lost(self, known: set[str]) -> None:
         """Unfinished records of trials the (restored) experiment does not know: their driver died first."""
         for record in self.trials.values():
-            if record.trial_id not in known and record.status not in (*TERMINAL_BY_TRIAL, STOPPED, BASELINE, LOST):
+            if record.trial_id not in known and record.status not in FINAL:
                 record.status = LOST
                 record.error = "its driver died before Ray saved this trial; the resumed search sampled another"
 

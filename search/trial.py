@@ -93,6 +93,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes) -> None:
             tune.report({METRIC: 0.0, "status": INFEASIBLE, "error": reason, "epoch": 0, **info})
             return
         configure_tensorflow(assigned.get("CPU", 1.0))
+        keras.backend.clear_session()  # drop the models of an earlier trial in this (reused) actor
         if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there
             cap_memory(int(memory))
         _fit_and_report(params, train, val, info, started, config.get(schema.FAULT_KEY))
@@ -110,9 +111,7 @@ def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: 
     model, initial_epoch, seconds_before = None, 0, 0.0
     checkpoint = tune.get_checkpoint()
     if checkpoint:  # resumed after a lost worker or driver: continue where the last epoch ended
-        with checkpoint.as_directory() as directory:
-            model = keras.models.load_model(Path(directory) / "model.keras")
-            state = json.loads((Path(directory) / "state.json").read_text())
+        model, state = _load_newest(checkpoint)
         initial_epoch, seconds_before = state["epoch"], state["train_seconds"]
         if initial_epoch >= params["epochs"]:  # it had finished; Ray's state lagged behind
             tune.report({**state["last"], "status": COMPLETED})
@@ -120,6 +119,26 @@ def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: 
     report = _ReportEachEpoch(params, {**info, "resumed_from": initial_epoch}, started - seconds_before)
     callbacks = [report] + ([_InjectFault(fault)] if fault else [])
     training.fit(params, train, val, initial_epoch=initial_epoch, model=model, callbacks=callbacks, verbose=0)
+
+
+def _load_newest(checkpoint: tune.Checkpoint) -> tuple[keras.Model, dict]:
+    """(model, state) of this trial's newest readable checkpoint, which may be newer than the one Tune names.
+
+    After a driver crash Tune restores its state as last saved, which can name the checkpoint before
+    the trial's newest (CheckpointConfig keeps two). Starting from the newest one keeps a trial that
+    had finished from training its last epoch again. Works where checkpoints are plain folders (the
+    shared filesystem that --results must be); otherwise only Tune's own choice is tried.
+    """
+    named = Path(checkpoint.path)
+    siblings = sorted(named.parent.glob("checkpoint_*"), reverse=True) if named.is_dir() else []
+    for directory in [*[d for d in siblings if d != named], named] if siblings else [named]:
+        try:
+            with tune.Checkpoint(str(directory), checkpoint.filesystem).as_directory() as local:
+                state = json.loads((Path(local) / "state.json").read_text())
+                return keras.models.load_model(Path(local) / "model.keras"), state
+        except Exception:  # noqa: BLE001 - half-written (its node died while saving it): try an older one
+            continue
+    raise RuntimeError(f"no readable checkpoint next to {named}")
 
 
 class _InjectFault(keras.callbacks.Callback):

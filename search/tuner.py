@@ -7,6 +7,7 @@ wires it into Tune and turns Tune's events into plain ``leaderboard.Records``.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from search.space import Space, define_by_run
 from search.trial import BASELINE_KEY, METRIC, OOM, run_trial, split_config
 
 TUNE_DIR = "tune"  # Ray's experiment folder inside the run folder
+# Every epoch checkpoints, and with num_to_keep set each checkpoint forces a save of Tune's experiment
+# state: that keeps resume's view fresh (on purpose), so Tune's warning about it is only noise.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
 @dataclass(frozen=True)
@@ -159,12 +163,17 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=settings.samples + len(settings.baselines),
+            # A new trial may run in a finished trial's actor: it skips a process start and the
+            # TensorFlow import, seconds per trial that dominate small and early-stopped trials.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,
             storage_path=str(Path(run_dir).resolve()),
             failure_config=tune.FailureConfig(max_failures=3),  # lost nodes/workers: retry from checkpoint
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # Two, not one: Ray's saved experiment state can name the checkpoint before the newest,
+            # and resume fails a trial whose named checkpoint was already deleted.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[RecordKeeper(run_dir)],
             verbose=1,
         ),

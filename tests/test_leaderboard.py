@@ -81,3 +81,14 @@ def test_mark_lost_flags_only_unfinished_trials_the_restored_experiment_does_not
     assert statuses == {"a": "completed", "b": "stopped", "c": "infeasible", "d": "baseline", "e": "lost", "f": "running"}
     assert "driver died" in records.trials["e"].error and records.trials["e"].epochs  # its epochs are kept
 
+
+
+def test_a_finished_trial_keeps_its_outcome_when_a_restored_experiment_later_fails_it():
+    records = _records()
+    records.finish("a", error="ValueError: Could not recover from checkpoint as it does not exist on storage anymore.")
+    records.finish("b", error="RayActorError: the actor died")
+    assert (records.trials["a"].status, records.trials["a"].error) == ("completed", "")
+    assert records.trials["b"].status == "stopped"
+    records.report("e", {}, "", {**_epoch(0.4), "epoch": 1, "status": "running"})
+    records.finish("e", error="RayActorError: the actor died")
+    assert (records.trials["e"].status, records.trials["e"].error) == ("error", "RayActorError: the actor died")

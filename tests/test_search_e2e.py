@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from search import leaderboard
-from searching import ROOT, SPACES, TERMINAL, finished_and_running, search, start, wait_for
+from searching import SPACES, TERMINAL, finished_and_running, search, start, wait_for
 
 TINY = SPACES / "tiny.py"
 _search = search

@@ -271,8 +271,9 @@ def dashboard_login_hint(cluster: ClusterInfo | None = None, url: str | None = N
     if not auth:
         return (f"Dashboard: {url} (token authentication is off: anyone who can reach "
                 "the port can use it, including Ray's job API)")
+    port = url.rsplit(":", 1)[-1]
     where = ("listens on 127.0.0.1 only; from another machine use an SSH tunnel, "
-             f"e.g. `ssh -L {url.rsplit(':', 1)[-1]}:127.0.0.1:{url.rsplit(':', 1)[-1]} host` or `ray dashboard cluster/ray-cluster.yaml`"
+             f"e.g. `ssh -L {port}:127.0.0.1:{port} host` or `ray dashboard cluster/ray-cluster.yaml`"
              if "//127.0.0.1:" in url or "//localhost:" in url else
              "listens beyond this machine: anyone with the token who reaches it can run code through Ray's job API")
     return "\n".join([

@@ -130,8 +130,8 @@ def _load_newest(checkpoint: tune.Checkpoint) -> tuple[keras.Model, dict]:
     shared filesystem that --results must be); otherwise only Tune's own choice is tried.
     """
     named = Path(checkpoint.path)
-    siblings = sorted(named.parent.glob("checkpoint_*"), reverse=True) if named.is_dir() else []
-    for directory in [*[d for d in siblings if d != named], named] if siblings else [named]:
+    newest_first = sorted(named.parent.glob("checkpoint_*"), reverse=True) if named.is_dir() else []
+    for directory in newest_first or [named]:
         try:
             with tune.Checkpoint(str(directory), checkpoint.filesystem).as_directory() as local:
                 state = json.loads((Path(local) / "state.json").read_text())

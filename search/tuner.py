@@ -21,7 +21,7 @@ from ray.tune.search.optuna import OptunaSearch
 from search import leaderboard
 from search.data import Volumes
 from search.space import Space, define_by_run
-from search.trial import BASELINE_KEY, METRIC, OOM, run_trial, split_config
+from search.trial import BASELINE_KEY, ERROR, METRIC, OOM, run_trial, split_config
 
 TUNE_DIR = "tune"  # Ray's experiment folder inside the run folder
 # Every epoch checkpoints, and with num_to_keep set each checkpoint forces a save of Tune's experiment
@@ -33,13 +33,13 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 class Resources:
     """Per-trial resources (fractions allowed) and how many trials may run at once.
 
-    memory_gb reserves memory on a node for each trial, and the trial holds itself to it (see search.trial).
+    memory_gib reserves memory on a node for each trial, and the trial holds itself to it (see search.trial).
     """
 
     cpus: float = 1.0
     gpus: float = 0.0
     max_concurrent: int | None = None
-    memory_gb: float | None = None
+    memory_gib: float | None = None
 
 
 class BaselinesFirst(Searcher):
@@ -128,8 +128,8 @@ class RecordKeeper(tune.Callback):
 def _trainable(train: Volumes, val: Volumes, resources: Resources):
     """run_trial with the data put into the object store once, and the per-trial resources."""
     request = {"cpu": resources.cpus, "gpu": resources.gpus}
-    if resources.memory_gb:
-        request["memory"] = int(resources.memory_gb * 2**30)
+    if resources.memory_gib:
+        request["memory"] = int(resources.memory_gib * 2**30)
     return tune.with_resources(tune.with_parameters(run_trial, train=train, val=val), request)
 
 
@@ -197,7 +197,7 @@ def can_restore(run_dir: Path) -> bool:
 def failure_status(error: BaseException | None) -> str:
     """"oom" when Ray's memory monitor killed the trial's worker (it does so when a node runs low), else "error"."""
     text = f"{type(error).__name__}: {error}" if error else ""
-    return OOM if "OutOfMemoryError" in text or "running low on memory" in text else "error"
+    return OOM if "OutOfMemoryError" in text or "running low on memory" in text else ERROR
 
 
 def _first_line(text: str) -> str:

@@ -93,7 +93,6 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes) -> None:
             tune.report({METRIC: 0.0, "status": INFEASIBLE, "error": reason, "epoch": 0, **info})
             return
         configure_tensorflow(assigned.get("CPU", 1.0))
-        keras.backend.clear_session()  # drop the models of an earlier trial in this (reused) actor
         if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there
             cap_memory(int(memory))
         _fit_and_report(params, train, val, info, started, config.get(schema.FAULT_KEY))

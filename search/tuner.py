@@ -163,9 +163,9 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=settings.samples + len(settings.baselines),
-            # A new trial may run in a finished trial's actor: it skips a process start and the
-            # TensorFlow import, seconds per trial that dominate small and early-stopped trials.
-            reuse_actors=True,
+            # A new actor per trial: reuse_actors=True saved the TensorFlow import per trial, but Tune
+            # 2.60 sometimes failed a trial with "reuse requires reset_config()" (README, Benchmarks).
+            reuse_actors=False,
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,

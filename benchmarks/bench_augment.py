@@ -13,6 +13,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import search  # noqa: E402,F401 - first: it sets TensorFlow's oneDNN switch before keras imports TF
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 

@@ -11,6 +11,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import search  # noqa: E402,F401 - first: it sets TensorFlow's oneDNN switch before keras imports TF
 import numpy as np  # noqa: E402
 
 from epoch_timer import EpochTimer  # noqa: E402 (benchmarks/ is on sys.path when run as a script)

@@ -12,6 +12,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import search  # noqa: E402,F401 - first: it sets TensorFlow's oneDNN switch before keras imports TF
 import numpy as np  # noqa: E402
 import ray  # noqa: E402
 from ray import tune  # noqa: E402

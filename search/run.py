@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from search import data, files, leaderboard
+from search import WORKER_ENV_VARS, data, files, leaderboard
 from search.errors import UserError
 from search.space import Space, load_space
 
@@ -70,6 +70,7 @@ def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
                  "train": len(train), "validation": len(val), "val_fraction": space.settings.val_fraction},
         "seed": space.settings.seed,
         "versions": _versions(),
+        "worker_env": {name: os.environ[name] for name in WORKER_ENV_VARS},
         "cluster": _cluster(options.address),
         "started": _now(),
     }
@@ -132,7 +133,9 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1") -> None:
 
     if ray.is_initialized():
         return
-    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning"}}
+    # A worker process may import TensorFlow before our package, so the switches travel with the job.
+    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning",
+                        **{name: os.environ[name] for name in WORKER_ENV_VARS}}}
     if address:
         context = ray.init(address=address, runtime_env=env)
     else:

@@ -168,7 +168,7 @@ def _read_params(text: str) -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     keras_backend = backend.choose(args.backend)  # before anything imports Keras
-    params = _train_params(args)  # every flag and parameter is checked before data or TensorFlow load
+    params = _train_params(args)  # every flag and parameter is checked before data or Keras load
     from search import files
 
     out = files.new_dir(args.out or RESULTS / f"train-{args.preset or 'params'}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -46,7 +46,8 @@ class RunOptions:
 
 
 def prepare(options: RunOptions) -> tuple[Space, Path]:
-    """Everything that can be checked before Ray starts: the space, the overrides, a fresh run folder."""
+    """Everything that can be checked before Ray starts: the backend, the space, the overrides, a fresh run folder."""
+    backend.choose(options.backend)  # before the space's keras-tuner imports Keras
     space = load_space(options.space_path)
     overrides = {k: v for k, v in {"samples": options.samples, "max_epochs": options.max_epochs,
                                    "seed": options.seed}.items() if v is not None}

@@ -48,8 +48,8 @@ def small_data(path: Path) -> Path:
 
 _FIT = """
 import sys, time
-from search import data, params, train, trial
-trial.configure_tensorflow(1)
+from search import backend, data, params, train
+backend.configure(1)
 fit_set, val_set = data.train_val_split(data.load(sys.argv[1], "train"), 0.2, seed=0)
 config = params.validate({"input_mode": "occupancy", "padding": "same", "blocks": 2, "filters": 8,
                           "dense_units": 16, "epochs": 8, "seed": 0})

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from search import backend
 from search.errors import UserError
 
 RESULTS = Path("results")
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--val-fraction", type=float, default=0.2, help="validation share of train (default 0.2)")
     train.add_argument("--test", action="store_true", help="after training, evaluate once on the test set")
     train.add_argument("--out", type=Path, help="output folder (default: a new one under results/)")
+    _backend_flag(train, "$KERAS_BACKEND, else tensorflow")
     run = commands.add_parser("run", help="search a space file with Ray Tune, then retrain the best and test it once")
     run.add_argument("space", type=Path, help="space file, e.g. spaces/wide.py")
     run.add_argument("--data", help="Kaggle-layout .h5 file (default: regenerated 3D MNIST, cached)")
@@ -56,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-final", action="store_true", help="skip the final retrain and test")
     run.add_argument("--dashboard-host", default="127.0.0.1",
                      help="interface for the dashboard of a local Ray (default 127.0.0.1; 0.0.0.0 exposes Ray's job API)")
+    _backend_flag(run, "$KERAS_BACKEND, else tensorflow; every trial and the final retrain use it")
 
     resume = commands.add_parser("resume", help="continue an interrupted run to its original trial budget")
     resume.add_argument("run_dir", type=Path)
@@ -70,11 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     final.add_argument("run_dir", type=Path)
     final.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
     final.add_argument("--address", help="Ray cluster address (default: as the run was started)")
+    _backend_flag(final, "the run's, from run.json")
 
     from search import cluster
 
     cluster.add_cli(commands)  # cluster up | down | kill-worker
     return parser
+
+
+def _backend_flag(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--backend", choices=backend.BACKENDS, help=f"Keras backend (default: {default})")
 
 
 def _positive(kind):
@@ -159,7 +167,8 @@ def _read_params(text: str) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    params = _train_params(args)  # every flag and parameter is checked before data or TensorFlow load
+    keras_backend = backend.choose(args.backend)  # before anything imports Keras
+    params = _train_params(args)  # every flag and parameter is checked before data or Keras load
     from search import files
 
     out = files.new_dir(args.out or RESULTS / f"train-{args.preset or 'params'}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -171,7 +180,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     data_file = data.resolve(args.data)
     train_set, val_set = data.train_val_split(data.load(data_file, "train"), args.val_fraction, seed=args.seed)
     print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set)}); params: {json.dumps(params)}")
-    files.write_json(out / "params.json", {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file)})
+    files.write_json(out / "params.json", {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file),
+                                           "backend": keras_backend})
     started = time.perf_counter()
     model, history = train.fit(params, train_set, val_set)
     seconds = time.perf_counter() - started
@@ -182,7 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {len(rows)} epochs in {seconds:.0f} s: val_accuracy {last['val_accuracy']:.4f}, val_loss {last['val_loss']:.4f}")
     if args.test:
         metrics = train.test_metrics(model, data.load(data_file, "test"))
-        metrics.update(params=params, data=str(data_file), train_seconds=seconds)
+        metrics.update(params=params, data=str(data_file), train_seconds=seconds, backend=keras_backend)
         files.write_json(out / "test_metrics.json", metrics)
         print(f"test accuracy {metrics['accuracy']:.4f} (loss {metrics['loss']:.4f}) on {metrics['samples']} samples")
     print(f"wrote {out}")
@@ -190,6 +200,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    keras_backend = backend.choose(args.backend)  # before the space file's keras-tuner imports Keras
     from search import run
 
     if args.dashboard_host not in ("127.0.0.1", "localhost"):
@@ -200,6 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         samples=args.samples, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, seed=args.seed,
         final=not args.no_final, dashboard_host=args.dashboard_host, memory_per_trial=args.memory_per_trial,
+        backend=keras_backend,
     )
     space, run_dir = run.prepare(options)  # space errors and an existing run folder stop us before Ray starts
     print(f"run folder: {run_dir}")
@@ -226,7 +238,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_final(args: argparse.Namespace) -> int:
     from search import run
 
-    result = run.final_for_rank(args.run_dir, args.rank, args.address)
+    result = run.final_for_rank(args.run_dir, args.rank, args.address, args.backend)
     print(f"rank {args.rank} ({result['trial_id']}): test accuracy {result['test_accuracy']:.4f}; wrote {result['final_dir']}")
     return 0
 

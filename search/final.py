@@ -19,15 +19,17 @@ from search.errors import UserError
 
 def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test: data.Volumes) -> tuple[dict[str, Any], bytes]:
     """Train params on train_full, evaluate once on test; return (test metrics, the .keras file's bytes)."""
-    from search import train
-    from search.trial import configure_tensorflow
+    import keras
 
-    configure_tensorflow(ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0) if ray.is_initialized() else 1.0)
+    from search import backend, train
+
+    assigned = ray.get_runtime_context().get_assigned_resources() if ray.is_initialized() else {}
+    backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0))
     started = time.perf_counter()
     model, history = train.fit(params, train_full, None, verbose=2)
     metrics = train.test_metrics(model, test)
     metrics.update(params=params, train_samples=len(train_full), train_seconds=time.perf_counter() - started,
-                   history=train.history_rows(history))
+                   history=train.history_rows(history), backend=keras.backend.backend())
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "model.keras"
         model.save(path)

@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import keras
-import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from search.augment import Augment3D
 from search.data.colormap import LEVELS, ORANGES_LUT
@@ -44,10 +43,10 @@ class Colorize(keras.layers.Layer):
 
     def call(self, occupancy):
         if self.mode == "occupancy":
-            return tf.expand_dims(occupancy, -1)
-        levels = tf.cast(tf.clip_by_value(tf.round(occupancy * (LEVELS - 1)), 0, LEVELS - 1), tf.int32)
+            return ops.expand_dims(occupancy, -1)
+        levels = ops.cast(ops.clip(ops.round(occupancy * (LEVELS - 1)), 0, LEVELS - 1), "int32")
         # The LUT is a constant, not a weight, so count_params matches the seeds' models.
-        return tf.gather(tf.constant(ORANGES_LUT), levels)
+        return ops.take(ops.convert_to_tensor(ORANGES_LUT), levels, axis=0)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, 3 if self.mode == "rgb" else 1)

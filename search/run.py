@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from search import WORKER_ENV_VARS, data, files, leaderboard
+from search import backend, data, files, leaderboard
 from search.errors import UserError
 from search.space import Space, load_space
 
@@ -42,10 +42,12 @@ class RunOptions:
     final: bool = True
     dashboard_host: str = "127.0.0.1"
     memory_per_trial: float | None = None  # GiB
+    backend: str | None = None  # Keras backend; None: $KERAS_BACKEND, else tensorflow
 
 
 def prepare(options: RunOptions) -> tuple[Space, Path]:
-    """Everything that can be checked before Ray starts: the space, the overrides, a fresh run folder."""
+    """Everything that can be checked before Ray starts: the backend, the space, the overrides, a fresh run folder."""
+    backend.choose(options.backend)  # before the space's keras-tuner imports Keras
     space = load_space(options.space_path)
     overrides = {k: v for k, v in {"samples": options.samples, "max_epochs": options.max_epochs,
                                    "seed": options.seed}.items() if v is not None}
@@ -57,11 +59,12 @@ def prepare(options: RunOptions) -> tuple[Space, Path]:
 
 def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
     """Run the search in run_dir (from prepare), then the final evaluation; return the summary."""
+    keras_backend = backend.choose(options.backend)
     from search import tuner
 
     data_file = data.resolve(options.data)
     train, val = _search_data(data_file, space)
-    connect(options.address, options.dashboard_host)
+    connect(options.address, options.dashboard_host, keras_backend)
     info = {
         "command": sys.argv,
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()},
@@ -69,8 +72,9 @@ def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
         "data": {"path": str(data_file.resolve()), "sha256": data.sha256(data_file),
                  "train": len(train), "validation": len(val), "val_fraction": space.settings.val_fraction},
         "seed": space.settings.seed,
+        "backend": keras_backend,
         "versions": _versions(),
-        "worker_env": {name: os.environ[name] for name in WORKER_ENV_VARS},
+        "worker_env": backend.env_vars(keras_backend),
         "cluster": _cluster(options.address),
         "started": _now(),
     }
@@ -82,10 +86,11 @@ def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
 
 def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dict[str, Any]:
     """Continue an interrupted run to its original trial budget, then write the leaderboard and final test."""
-    from search import tuner
-
     run_dir = Path(run_dir)
     info = _read_run(run_dir)
+    keras_backend = backend.choose(_run_backend(info))  # the run's, before the tuner imports Keras
+    from search import tuner
+
     _reap_dead_driver(run_dir, info)
     if not tuner.can_restore(run_dir):
         raise UserError(f"{run_dir}: no Ray Tune experiment state to resume (was the run started?)")
@@ -100,7 +105,7 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dic
     train, val = _search_data(data_file, space)
     opts = info["options"]
     address = address or opts["address"]
-    connect(address, opts["dashboard_host"])
+    connect(address, opts["dashboard_host"], keras_backend)
     info.setdefault("resumed", []).append({"at": _now(), "command": sys.argv, "cluster": _cluster(address)})
     files.write_json(run_dir / "run.json", info)
     resources = _resources(opts)
@@ -108,16 +113,20 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dic
     return _finish(run_dir, info, data_file, resources, final and opts["final"])
 
 
-def final_for_rank(run_dir: Path, rank: int, address: str | None = None) -> dict[str, Any]:
-    """Retrain and test the configuration ranked `rank` on the leaderboard into final-rank-K/."""
+def final_for_rank(run_dir: Path, rank: int, address: str | None = None, keras_backend: str | None = None) -> dict[str, Any]:
+    """Retrain and test the configuration ranked `rank` on the leaderboard into final-rank-K/.
+
+    It trains under keras_backend, by default the backend the run was made with.
+    """
     run_dir = Path(run_dir)
     info = _read_run(run_dir)
+    keras_backend = backend.choose(keras_backend or _run_backend(info))
     records = leaderboard.Records.load(run_dir)
     trained = leaderboard.leaderboard(records).query("epochs_trained > 0")
     if not 1 <= rank <= len(trained):
         raise UserError(f"{run_dir}: --rank {rank} is out of range (the leaderboard has {len(trained)} trained trials)")
     opts = info["options"]
-    connect(address or opts["address"], opts["dashboard_host"])
+    connect(address or opts["address"], opts["dashboard_host"], keras_backend)
     from search.final import run_final
 
     row = trained.iloc[rank - 1]
@@ -127,15 +136,17 @@ def final_for_rank(run_dir: Path, rank: int, address: str | None = None) -> dict
     return {"trial_id": row["trial_id"], "test_accuracy": metrics["accuracy"], "final_dir": str(out)}
 
 
-def connect(address: str | None, dashboard_host: str = "127.0.0.1") -> None:
-    """Start a local Ray (dashboard on dashboard_host) or join the cluster at address ("auto" for the local one)."""
+def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backend: str = backend.DEFAULT) -> None:
+    """Start a local Ray (dashboard on dashboard_host) or join the cluster at address ("auto" for the local one).
+
+    Every worker process of this job gets KERAS_BACKEND=keras_backend (and the backend's other variables).
+    """
     import ray
 
     if ray.is_initialized():
         return
-    # A worker process may import TensorFlow before our package, so the switches travel with the job.
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning",
-                        **{name: os.environ[name] for name in WORKER_ENV_VARS}}}
+                        **backend.env_vars(keras_backend)}}
     if address:
         context = ray.init(address=address, runtime_env=env)
     else:
@@ -152,6 +163,11 @@ def _resources(options: dict[str, Any]):
 
     return Resources(options["cpus_per_trial"], options["gpus_per_trial"], options["max_concurrent"],
                      options.get("memory_per_trial"))
+
+
+def _run_backend(info: dict[str, Any]) -> str:
+    """The Keras backend a run was made with (runs from before backends were recorded used TensorFlow)."""
+    return info.get("backend") or backend.DEFAULT
 
 
 def _reap_dead_driver(run_dir: Path, info: dict[str, Any]) -> None:
@@ -221,7 +237,8 @@ def _read_run(run_dir: Path) -> dict[str, Any]:
 
 
 def _versions() -> dict[str, str]:
-    names = ["conv3d-search", "ray", "tensorflow", "keras", "keras-tuner", "optuna", "pandas", "numpy", "h5py"]
+    names = ["conv3d-search", "ray", "tensorflow", "jax", "jaxlib", "torch", "keras", "keras-tuner", "optuna", "pandas",
+             "numpy", "h5py"]
     out = {"python": platform.python_version()}
     for name in names:
         try:

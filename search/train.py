@@ -12,7 +12,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from search.data import Volumes
 from search.model import build_model
@@ -71,7 +70,9 @@ def test_metrics(model: keras.Model, test: Volumes, batch_size: int = 256) -> di
     """Accuracy, loss, per-class accuracy and confusion matrix (rows = true digit) on `test`."""
     loss, accuracy = model.evaluate(test.x, test.y, batch_size=batch_size, verbose=0)
     predicted = np.argmax(model.predict(test.x, batch_size=batch_size, verbose=0), axis=1)
-    confusion = tf.math.confusion_matrix(test.y, predicted, num_classes=model.output_shape[-1]).numpy()
+    classes = model.output_shape[-1]
+    confusion = np.bincount(np.asarray(test.y, np.int64) * classes + predicted, minlength=classes * classes)
+    confusion = confusion.reshape(classes, classes)  # rows = true digit, columns = predicted
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     return {
         "accuracy": float(accuracy),

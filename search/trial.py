@@ -23,6 +23,7 @@ import keras
 import ray
 from ray import tune
 
+from search import backend
 from search import params as schema
 from search import train as training
 from search.data import Volumes
@@ -38,24 +39,6 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """A Tune config -> (hyperparameters, baseline name or None). An injected fault is not a hyperparameter."""
     params = {k: v for k, v in config.items() if k not in (BASELINE_KEY, schema.FAULT_KEY)}
     return params, config.get(BASELINE_KEY)
-
-
-def configure_tensorflow(cpus: float) -> None:
-    """Bind TensorFlow's thread pools to this trial's CPUs and let co-located trials share a GPU.
-
-    Must run before TensorFlow executes its first op in this process. Memory growth keeps a trial
-    from grabbing the whole GPU, so fractional GPUs (e.g. 0.25 = four trials per GPU) can coexist.
-    """
-    import tensorflow as tf
-
-    threads = max(1, int(cpus))
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
-    except RuntimeError:  # TensorFlow already initialized in this (reused) worker: keep its settings
-        pass
 
 
 def cap_memory(budget_bytes: int) -> None:
@@ -83,7 +66,8 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes) -> None:
     """The trainable. `train` and `val` arrive once per node through Ray's object store (tune.with_parameters)."""
     started = time.perf_counter()
     assigned = ray.get_runtime_context().get_assigned_resources()
-    info = {"node": node_name(), "node_ip": ray.util.get_node_ip_address(), BASELINE_KEY: config.get(BASELINE_KEY) or ""}
+    info = {"node": node_name(), "node_ip": ray.util.get_node_ip_address(), BASELINE_KEY: config.get(BASELINE_KEY) or "",
+            "backend": keras.backend.backend()}
     params, _ = split_config(config)
     memory = assigned.get("memory")
     try:
@@ -92,14 +76,15 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes) -> None:
         if reason:
             tune.report({METRIC: 0.0, "status": INFEASIBLE, "error": reason, "epoch": 0, **info})
             return
-        configure_tensorflow(assigned.get("CPU", 1.0))
+        backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0))
         if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there
             cap_memory(int(memory))
         _fit_and_report(params, train, val, info, started, config.get(schema.FAULT_KEY))
     except Exception as e:  # noqa: BLE001 - any error of this configuration ends this trial only
         text = re.sub(r"\{\{.*?\}\}\s*", "", str(e)).strip()  # drop TF's {{function_node ...}} prefix
         message = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
-        out_of_memory = isinstance(e, MemoryError) or type(e).__name__ == "ResourceExhaustedError"
+        out_of_memory = (isinstance(e, MemoryError) or type(e).__name__ in ("ResourceExhaustedError", "OutOfMemoryError")
+                         or "RESOURCE_EXHAUSTED" in text)  # TensorFlow, torch, JAX (XlaRuntimeError)
         if out_of_memory and memory:
             message += f" (over its {memory / 2**30:.3g} GiB share)"
         tune.report({METRIC: 0.0, "status": OOM if out_of_memory else ERROR, "error": message, "epoch": 0, **info})

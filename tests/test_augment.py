@@ -1,16 +1,26 @@
-"""Augment3D: identity when off, exact quarter-turns, no mirroring, labels kept, seeded."""
+"""Augment3D: identity when off, exact quarter-turns, no mirroring, labels kept, seeded (on every Keras backend)."""
 
 import itertools
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
+from backends import OTHER_BACKENDS, rerun
 from search import augment
 from search.augment import Augment3D, _resample, cube_rotations
 
 N = 16
+
+
+def T(array) -> object:
+    """A float32 tensor of the running backend."""
+    return ops.convert_to_tensor(np.asarray(array, np.float32))
+
+
+def A(tensor) -> np.ndarray:
+    return ops.convert_to_numpy(tensor)
 
 
 def rotate_np(vol: np.ndarray, rot: np.ndarray) -> np.ndarray:
@@ -49,18 +59,18 @@ def rotation_only(monkeypatch):
 
 
 def test_identity_when_off():
-    x = tf.random.uniform((4, N, N, N), seed=1)
+    x = keras.random.uniform((4, N, N, N), seed=1)
     assert Augment3D(0.0)(x, training=True) is x  # no op at all, not just equal values
     for training in (False, None):
-        np.testing.assert_array_equal(Augment3D(1.0, seed=0)(x, training=training), x)
+        np.testing.assert_array_equal(A(Augment3D(1.0, seed=0)(x, training=training)), A(x))
 
 
 @pytest.mark.parametrize("n", [16, 10])
 def test_shape_dtype_range(n):
     x = np.random.default_rng(0).random((6, n, n, n), dtype=np.float32)
     y = Augment3D(1.0, seed=0)(x, training=True)
-    assert y.shape == x.shape and y.dtype == tf.float32
-    assert 0.0 <= float(tf.reduce_min(y)) and float(tf.reduce_max(y)) <= 1.0
+    assert tuple(y.shape) == x.shape and keras.backend.standardize_dtype(y.dtype) == "float32"
+    assert 0.0 <= float(ops.min(y)) and float(ops.max(y)) <= 1.0
 
 
 def test_strength_is_validated():
@@ -88,19 +98,18 @@ def test_quarter_turn_is_exact_rot90(axis):
     rot = np.eye(3, dtype=np.float32)
     rot[j, j] = rot[k, k] = np.cos(theta)
     rot[k, j], rot[j, k] = np.sin(theta), -np.sin(theta)
-    rots = tf.constant(np.repeat(rot[None], 3, 0), tf.float32)
-    out = _resample(tf.constant(x), rots, tf.zeros((3, 3))).numpy()
+    out = A(_resample(T(x), T(np.repeat(rot[None], 3, 0)), T(np.zeros((3, 3)))))
     np.testing.assert_array_equal(out, np.rot90(x, 1, axes=(j + 1, k + 1)))
 
 
 def test_all_quarter_turns_and_integer_shifts_are_exact_permutations():
     x = np.random.default_rng(0).random((24, N, N, N), dtype=np.float32)
     rots = cube_rotations()
-    out = _resample(tf.constant(x), tf.constant(rots, tf.float32), tf.zeros((24, 3))).numpy()
+    out = A(_resample(T(x), T(rots), T(np.zeros((24, 3)))))
     for i in range(24):
         np.testing.assert_array_equal(out[i], rotate_np(x[i], rots[i]))
     # An integer shift moves content by t and fills with zeros.
-    shifted = _resample(tf.constant(x[:1]), tf.eye(3)[None], tf.constant([[1.0, -2.0, 0.0]])).numpy()[0]
+    shifted = A(_resample(T(x[:1]), T(np.eye(3)[None]), T([[1.0, -2.0, 0.0]])))[0]
     expected = np.zeros_like(x[0])
     expected[1:, :-2, :] = x[0, :-1, 2:, :]
     np.testing.assert_array_equal(shifted, expected)
@@ -108,7 +117,7 @@ def test_all_quarter_turns_and_integer_shifts_are_exact_permutations():
 
 def test_half_voxel_shift_interpolates_linearly():
     x = np.random.default_rng(0).random((1, N, N, N), dtype=np.float32)
-    out = _resample(tf.constant(x), tf.eye(3)[None], tf.constant([[0.0, 0.0, 0.5]])).numpy()[0]
+    out = A(_resample(T(x), T(np.eye(3)[None]), T([[0.0, 0.0, 0.5]])))[0]
     padded = np.concatenate([np.zeros((N, N, 1), np.float32), x[0]], axis=2)  # zero left of the cube
     np.testing.assert_allclose(out, (padded[..., :-1] + padded[..., 1:]) / 2, atol=1e-6)
 
@@ -120,7 +129,7 @@ def test_labels_stay_with_their_samples_in_fit(rotation_only):
     x = boxes(sizes)
     y = np.array(sizes, np.float32) ** 3 / 100
     inputs = keras.Input((N, N, N))
-    mass = keras.layers.Lambda(lambda v: tf.reduce_sum(v, axis=[1, 2, 3])[:, None] / 100)
+    mass = keras.layers.Lambda(lambda v: ops.sum(v, axis=(1, 2, 3))[:, None] / 100)
     head = keras.layers.Dense(1, kernel_initializer="ones")  # fit wants a weight; lr 0 keeps it at 1
     model = keras.Model(inputs, head(mass(Augment3D(1.0, seed=3)(inputs))))
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mape")
@@ -130,17 +139,17 @@ def test_labels_stay_with_their_samples_in_fit(rotation_only):
 
 
 def test_strength_one_changes_most_samples_and_is_seeded():
-    x = tf.constant(np.maximum(boxes([4, 6, 8, 10] * 8), chiral_tripod()))
-    a = Augment3D(1.0, seed=11)(x, training=True)
-    changed = np.mean(np.abs(a - x).max(axis=(1, 2, 3)) > 0.5)
+    x = T(np.maximum(boxes([4, 6, 8, 10] * 8), chiral_tripod()))
+    a = A(Augment3D(1.0, seed=11)(x, training=True))
+    changed = np.mean(np.abs(a - A(x)).max(axis=(1, 2, 3)) > 0.5)
     assert changed >= 0.8, changed
-    np.testing.assert_array_equal(a, Augment3D(1.0, seed=11)(x, training=True))
-    assert not np.array_equal(a, Augment3D(1.0, seed=12)(x, training=True))
+    np.testing.assert_array_equal(a, A(Augment3D(1.0, seed=11)(x, training=True)))
+    assert not np.array_equal(a, A(Augment3D(1.0, seed=12)(x, training=True)))
 
 
 def test_random_rotations_are_proper():
     rots, _ = augment._random_transforms(500, 1.0, keras.random.SeedGenerator(0))
-    rots = rots.numpy()
+    rots = A(rots)
     np.testing.assert_allclose(np.linalg.det(rots), 1.0, atol=1e-5)
     np.testing.assert_allclose(rots @ rots.transpose(0, 2, 1), np.tile(np.eye(3), (500, 1, 1)), atol=1e-5)
 
@@ -151,7 +160,7 @@ def test_never_mirrors(rotation_only, monkeypatch):
     proper = {rotate_np(obj, r).tobytes() for r in cube_rotations()}
     mirrored = {rotate_np(obj[::-1], r).tobytes() for r in cube_rotations()}
     assert len(proper) == 24 and not proper & mirrored  # the test object really is chiral
-    out = Augment3D(1.0, seed=5)(np.repeat(obj[None], 96, 0), training=True).numpy()
+    out = A(Augment3D(1.0, seed=5)(T(np.repeat(obj[None], 96, 0)), training=True))
     seen = {o.tobytes() for o in out}
     assert seen <= proper and not seen & mirrored
     assert len(seen) >= 15  # many different quarter-turns were drawn
@@ -162,3 +171,8 @@ def test_config_round_trip():
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert isinstance(clone, Augment3D)
     assert (clone.strength, clone.seed, clone.name) == (0.5, 9, "aug")
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_under_other_backends(backend):
+    rerun(backend, __file__)

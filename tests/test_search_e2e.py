@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from search import leaderboard
+from backends import skip_unless_installed
 from searching import SPACES, TERMINAL, finished_and_running, search, start, wait_for
 
 TINY = SPACES / "tiny.py"
@@ -54,6 +55,8 @@ def test_run_end_to_end(small_data_file, tmp_path):
     assert (run_dir / "final" / "model.keras").stat().st_size > 0
     run = json.loads((run_dir / "run.json").read_text())
     assert run["space"]["sha256"] and run["data"]["sha256"] and run["ended"] and run["versions"]["ray"]
+    expected = os.environ.get("KERAS_BACKEND") or "tensorflow"  # no --backend: $KERAS_BACKEND, else tensorflow
+    assert run["backend"] == expected and _trial_backends(run_dir) == {expected} and metrics["backend"] == expected
     shown = _search("leaderboard", str(run_dir), "--top", "3")
     assert shown.returncode == 0 and len(shown.stdout.strip().splitlines()) == 4
     # Retrain and test another configuration on demand, beside (not over) final/.
@@ -64,6 +67,34 @@ def test_run_end_to_end(small_data_file, tmp_path):
     # A run folder is never reused.
     again = _search(*_run_args(small_data_file, tmp_path, "e2e"))
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_run_under_jax_uses_it_in_every_trial_and_the_final(small_data_file, tmp_path):
+    skip_unless_installed("jax")
+    space = tmp_path / "small.py"  # two small trials of 2 epochs: JAX compiles each model anew, slowly on CPU
+    space.write_text('SEARCH = {"samples": 2, "max_epochs": 2, "grace_period": 2}\n\n'
+                     'def space(hp):\n    hp.Fixed("input_mode", "occupancy")\n    hp.Fixed("padding", "same")\n'
+                     '    hp.Int("filters", 4, 8, step=4)\n    hp.Fixed("dense_units", 8)\n')
+    result = _search("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "jax",
+                     "--max-concurrent", "1", "--backend", "jax", "--no-final",
+                     env={"KERAS_BACKEND": "tensorflow"})  # the flag wins over the environment
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "jax"
+    assert json.loads((run_dir / "run.json").read_text())["backend"] == "jax"
+    assert _trial_backends(run_dir) == {"jax"}  # what keras.backend.backend() said inside each trial
+    assert (pd.read_csv(run_dir / "leaderboard.csv")["epochs_trained"] == 2).all()
+    # `final` retrains under the run's backend, whatever the environment says.
+    final = _search("final", str(run_dir), "--rank", "1", env={"KERAS_BACKEND": "tensorflow"})
+    assert final.returncode == 0, final.stderr[-3000:]
+    metrics = json.loads((run_dir / "final" / "test_metrics.json").read_text())
+    assert metrics["backend"] == "jax" and sum(map(sum, metrics["confusion_matrix"])) == 200
+
+
+def _trial_backends(run_dir: Path) -> set[str]:
+    """The Keras backend each trial reported from inside its Ray worker (Tune's result.json files)."""
+    lines = [line for path in (run_dir / "tune").glob("*/result.json") for line in path.read_text().splitlines()]
+    assert lines, "no trial results"
+    return {json.loads(line)["backend"] for line in lines}
 
 
 def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):

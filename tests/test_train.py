@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from backends import OTHER_BACKENDS, rerun
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,6 +34,7 @@ def test_train_a_preset_for_one_epoch_and_test_once(small_data_file, tmp_path):
     assert sum(map(sum, metrics["confusion_matrix"])) == 200 and len(metrics["per_class_accuracy"]) == 10
     saved = json.loads((out / "params.json").read_text())
     assert saved["params"]["blocks"] == 2 and saved["params"]["epochs"] == 1 and saved["data_sha256"]
+    assert saved["backend"] == metrics["backend"] == (os.environ.get("KERAS_BACKEND") or "tensorflow")
     # The folder holds a finished result now: a second run into it is refused, and nothing is touched.
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     again = _train("--preset", "machinecurve", "--data", str(small_data_file), "--out", str(out))
@@ -54,3 +58,8 @@ def test_bad_params_fail_in_one_line_with_exit_2(tmp_path, params, message):
     assert result.stderr.strip().splitlines() == [result.stderr.strip().splitlines()[-1]]  # one line, nothing else
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("backend", OTHER_BACKENDS)
+def test_under_other_backends(backend):
+    rerun(backend, __file__)

@@ -109,7 +109,8 @@ class Records:
         for record in self.trials.values():
             if record.stage == stage and record.trial_id not in known and record.status not in FINAL:
                 record.status = LOST
-                record.error = "its driver died before Ray saved this trial; the resumed search sampled another"
+                record.error = ("its driver died before Ray saved this trial; the resumed search sampled another"
+                                if stage == SEARCH else "its driver died; the resumed run trained this finalist again")
 
     def to_json(self) -> dict[str, Any]:
         return {tid: asdict(r) for tid, r in self.trials.items()}
@@ -129,8 +130,9 @@ class Records:
 
 
 def leaderboard(records: Records) -> pd.DataFrame:
-    """One row per trial: the finalists first, then the search's trials, each ranked by best validation
-    accuracy (fewer epochs first on a tie). Rank 1 is the winner: the best finalist where there are any."""
+    """One row per trial: the finalists first, then the search's trials, then finalists that failed or were
+    lost, each ranked by best validation accuracy (fewer epochs first on a tie). Rank 1 is the winner: the
+    best finalist where there are any."""
     rows = []
     for r in records.trials.values():
         best = r.best()
@@ -153,9 +155,11 @@ def leaderboard(records: Records) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     frame = pd.DataFrame(rows)
-    frame["_search"] = frame["stage"] != FINALIST
-    frame = frame.sort_values(["_search", "best_val_accuracy", "best_epoch", "trial_id"],
-                              ascending=[True, False, True, True], na_position="last").drop(columns="_search")
+    # Finalists that trained (or train) their full budget, then the search, then finalists that failed or were lost.
+    good = frame["status"].isin(["running", "completed"])
+    frame["_group"] = (frame["stage"] != FINALIST).astype(int) + 2 * ((frame["stage"] == FINALIST) & ~good)
+    frame = frame.sort_values(["_group", "best_val_accuracy", "best_epoch", "trial_id"],
+                              ascending=[True, False, True, True], na_position="last").drop(columns="_group")
     frame.insert(0, "rank", range(1, len(frame) + 1))
     hyper = [c for c in PARAMS if c in frame.columns] + sorted(set(frame.columns) - set(PARAMS) - set(LEADERBOARD_COLUMNS))
     return frame[LEADERBOARD_COLUMNS + hyper].reset_index(drop=True)

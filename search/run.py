@@ -118,7 +118,13 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dic
 
 def _finalists(run_dir: Path, info: dict[str, Any], space: Space, train: data.Volumes, val: data.Volumes,
                resources) -> None:
-    """The finalist stage after the search: continue an interrupted one, or retrain the search's top configurations."""
+    """The finalist stage after the search: retrain the search's top configurations that have no finished finalist yet.
+
+    A resumed run starts the unfinished finalists afresh in a new Tune experiment rather than restoring the
+    old one: Tune's restore of a stage killed right after a trial started can keep that trial in the
+    concurrency limiter's live set forever, and the search waits on it (seen with one finalist at a time).
+    A finalist is at most max_epochs of one trial; the finished ones are kept, the dead driver's others show as lost.
+    """
     from search import tuner
 
     info["search_ended"] = info.get("search_ended") or _now()
@@ -126,12 +132,12 @@ def _finalists(run_dir: Path, info: dict[str, Any], space: Space, train: data.Vo
     settings = space.settings
     if not settings.finalists:
         return
-    if tuner.can_restore(run_dir, tuner.FINALIST):
-        tuner.restore_tuner(run_dir, train, val, resources, settings, tuner.FINALIST).fit()
-        return
-    configs = tuner.finalist_configs(leaderboard.Records.load(run_dir), settings)
+    records = leaderboard.Records.load(run_dir)
+    done = {r.finalist_of for r in records.trials.values()
+            if r.stage == leaderboard.FINALIST and r.status in leaderboard.FINAL and r.status != leaderboard.LOST}
+    configs = [c for c in tuner.finalist_configs(records, settings) if c[tuner.FINALIST_KEY] not in done]
     if configs:
-        print(f"finalists: retraining the top {len(configs)} configurations for {settings.max_epochs} epochs", flush=True)
+        print(f"finalists: retraining {len(configs)} of the top configurations for {settings.max_epochs} epochs", flush=True)
         tuner.make_finalists_tuner(configs, settings, train, val, run_dir, resources).fit()
 
 

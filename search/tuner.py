@@ -251,30 +251,34 @@ def finalist_configs(records: leaderboard.Records, settings: Settings) -> list[d
 
 def make_finalists_tuner(configs: list[dict[str, Any]], settings: Settings, train: Volumes, val: Volumes,
                          run_dir: Path, resources: Resources) -> tune.Tuner:
-    """The finalist stage: each configuration trains its full budget (no scheduler), as many at once as fit."""
+    """The finalist stage: each configuration trains its full budget (no scheduler), as many at once as fit.
+
+    Each call is a new experiment (tune-finalists, then tune-finalists-2, ... after a resume).
+    """
+    name = next(n for n in (FINALISTS_DIR, *(f"{FINALISTS_DIR}-{i}" for i in range(2, 1000)))
+                if not (Path(run_dir) / n).exists())
     return tune.Tuner(
         _trainable(train, val, resources, plan(settings, FINALIST)),
         tune_config=tune.TuneConfig(
             metric=METRIC, mode="max", search_alg=FixedConfigs(configs), num_samples=len(configs),
             max_concurrent_trials=resources.max_concurrent or settings.max_concurrent, reuse_actors=False,
         ),
-        run_config=_run_config(run_dir, FINALISTS_DIR, FINALIST),
+        run_config=_run_config(run_dir, name, FINALIST),
     )
 
 
-def restore_tuner(run_dir: Path, train: Volumes, val: Volumes, resources: Resources, settings: Settings,
-                  stage: str = SEARCH) -> tune.Tuner:
-    """The interrupted stage's Tuner: finished trials stay finished, unfinished ones continue from checkpoints."""
+def restore_tuner(run_dir: Path, train: Volumes, val: Volumes, resources: Resources, settings: Settings) -> tune.Tuner:
+    """The interrupted search's Tuner: finished trials stay finished, unfinished ones continue from checkpoints."""
     return tune.Tuner.restore(
-        str(Path(run_dir).resolve() / (TUNE_DIR if stage == SEARCH else FINALISTS_DIR)),
-        trainable=_trainable(train, val, resources, plan(settings, stage)),
+        str(Path(run_dir).resolve() / TUNE_DIR),
+        trainable=_trainable(train, val, resources, plan(settings)),
         resume_unfinished=True,
         resume_errored=True,
     )
 
 
-def can_restore(run_dir: Path, stage: str = SEARCH) -> bool:
-    return tune.Tuner.can_restore(str(Path(run_dir).resolve() / (TUNE_DIR if stage == SEARCH else FINALISTS_DIR)))
+def can_restore(run_dir: Path) -> bool:
+    return tune.Tuner.can_restore(str(Path(run_dir).resolve() / TUNE_DIR))
 
 
 def failure_status(error: BaseException | None) -> str:

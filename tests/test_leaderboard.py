@@ -108,6 +108,9 @@ def test_finalists_rank_first_and_keep_their_origin():
     assert board["stage"].tolist() == ["finalist"] * 2 + ["search"] * 4
     assert board.set_index("trial_id").loc["f1", "finalist_of"] == "b"
     assert board.set_index("trial_id").loc["f2", "status"] == "completed"  # a finalist of a baseline is no reference row
+    records.report("f3", {}, "", {**_epoch(0.99), "epoch": 1, "status": "running"}, stage="finalist", finalist_of="a")
+    records.mark_lost(known=set(), stage="finalist")  # its driver died: below the search, never the winner
+    assert leaderboard.leaderboard(records)["trial_id"].tolist() == ["f1", "f2", "b", "a", "d", "c", "f3"]
 
 
 def test_mark_lost_touches_only_its_own_stage():

@@ -161,6 +161,8 @@ def test_resume_after_the_driver_is_killed_in_the_finalist_stage(small_data_file
     assert all(sorted(r.epochs) == [1, 2, 3] for r in finalists.values())
     for trial_id, record in before.items():  # the finalist finished before the kill: not run again
         assert after[trial_id].epochs == record.epochs and after[trial_id].train_seconds == record.train_seconds
+    for record in after.values():  # the dead driver's unfinished finalist trained again, its old row flagged
+        assert record.status != leaderboard.LOST or (record.stage == "finalist" and "trained this finalist again" in record.error)
     best = json.loads((run_dir / "best.json").read_text())
     assert best["stage"] == "finalist" and best["trial_id"] in finalists
 

@@ -246,7 +246,8 @@ def cmd_final(args: argparse.Namespace) -> int:
 def _print_summary(summary: dict) -> None:
     best = summary["best"]
     print(f"\n{summary['trials']} trials; best {best['trial_id']} (val_accuracy {best['val_accuracy']:.4f} "
-          f"at epoch {best['best_epoch']}){' [baseline ' + best['baseline'] + ']' if best['baseline'] else ''}")
+          f"at epoch {best['best_epoch']}){' [baseline ' + best['baseline'] + ']' if best['baseline'] else ''}"
+          f"{' [finalist of ' + best['finalist_of'] + ']' if best.get('finalist_of') else ''}")
     print(f"best configuration: {json.dumps(best['params'])}")
     if "test_accuracy" in summary:
         print(f"final test accuracy (retrained on train + validation, tested once): {summary['test_accuracy']:.4f}")

@@ -22,13 +22,14 @@ from search.params import PARAMS
 STOPPED = "stopped"  # ended by the scheduler (ASHA) before its epoch budget
 BASELINE = "baseline"  # a reference configuration (a seed preset) evaluated beside the search
 LOST = "lost"  # started by a driver that died before Ray saved it; the resumed search sampled another
+SEARCH, FINALIST = "search", "finalist"  # a record's stage: sampled by the search, or a finalist's full-budget retrain
 TERMINAL_BY_TRIAL = ("completed", "infeasible", "diverged", "oom", "error")
 FINAL = (*TERMINAL_BY_TRIAL, STOPPED, BASELINE, LOST)  # a record that has ended; nothing later changes it
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 LEADERBOARD_COLUMNS = [
-    "rank", "trial_id", "status", "best_val_accuracy", "best_epoch", "epochs_trained", "val_loss_at_best",
-    "param_count", "train_seconds", "node", "baseline", "error",
+    "rank", "trial_id", "stage", "status", "best_val_accuracy", "best_epoch", "epochs_trained", "val_loss_at_best",
+    "param_count", "train_seconds", "node", "baseline", "finalist_of", "error",
 ]
 
 
@@ -47,6 +48,8 @@ class TrialRecord:
     # epoch -> its metrics, the node it trained on, and the checkpointed epoch that stretch of
     # training resumed from (0: a fresh start)
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    stage: str = SEARCH
+    finalist_of: str = ""  # a finalist: the search trial whose configuration it retrained at the full budget
 
     def nodes(self) -> str:
         """Where it ran, in order: "worker-1>worker-2" for a trial restarted on another node."""
@@ -66,9 +69,11 @@ class Records:
     def __init__(self, trials: dict[str, TrialRecord] | None = None):
         self.trials = trials or {}
 
-    def report(self, trial_id: str, params: dict[str, Any], baseline: str, result: dict[str, Any]) -> TrialRecord:
+    def report(self, trial_id: str, params: dict[str, Any], baseline: str, result: dict[str, Any],
+               stage: str = SEARCH, finalist_of: str = "") -> TrialRecord:
         """Fold one reported result (one epoch, or a terminal status) into the trial's record."""
-        record = self.trials.setdefault(trial_id, TrialRecord(trial_id, params, baseline))
+        record = self.trials.setdefault(trial_id, TrialRecord(trial_id, params, baseline, stage=stage,
+                                                              finalist_of=finalist_of))
         record.status = result.get("status", record.status)
         record.error = result.get("error", record.error)
         record.node = result.get("node") or record.node
@@ -96,15 +101,16 @@ class Records:
             record.status, record.error = status or "error", error
         elif record.status not in FINAL:
             record.status = STOPPED
-        if record.baseline and record.status in ("completed", STOPPED):
+        if record.baseline and record.stage == SEARCH and record.status in ("completed", STOPPED):
             record.status = BASELINE
 
-    def mark_lost(self, known: set[str]) -> None:
-        """Unfinished records of trials the (restored) experiment does not know: their driver died first."""
+    def mark_lost(self, known: set[str], stage: str = SEARCH) -> None:
+        """Unfinished records of `stage` whose trials the (restored) experiment does not know: their driver died first."""
         for record in self.trials.values():
-            if record.trial_id not in known and record.status not in FINAL:
+            if record.stage == stage and record.trial_id not in known and record.status not in FINAL:
                 record.status = LOST
-                record.error = "its driver died before Ray saved this trial; the resumed search sampled another"
+                record.error = ("its driver died before Ray saved this trial; the resumed search sampled another"
+                                if stage == SEARCH else "its driver died; the resumed run trained this finalist again")
 
     def to_json(self) -> dict[str, Any]:
         return {tid: asdict(r) for tid, r in self.trials.items()}
@@ -124,12 +130,15 @@ class Records:
 
 
 def leaderboard(records: Records) -> pd.DataFrame:
-    """One row per trial, ranked by best validation accuracy (fewer epochs first on a tie)."""
+    """One row per trial: the finalists first, then the search's trials, then finalists that failed or were
+    lost, each ranked by best validation accuracy (fewer epochs first on a tie). Rank 1 is the winner: the
+    best finalist where there are any."""
     rows = []
     for r in records.trials.values():
         best = r.best()
         rows.append({
             "trial_id": r.trial_id,
+            "stage": r.stage,
             "status": r.status,
             "best_val_accuracy": best[1]["val_accuracy"] if best else math.nan,
             "best_epoch": best[0] if best else 0,
@@ -139,14 +148,18 @@ def leaderboard(records: Records) -> pd.DataFrame:
             "train_seconds": round(r.train_seconds, 1),
             "node": r.nodes(),
             "baseline": r.baseline,
+            "finalist_of": r.finalist_of,
             "error": r.error,
             **r.params,
         })
     if not rows:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
-    frame = pd.DataFrame(rows).sort_values(
-        ["best_val_accuracy", "best_epoch", "trial_id"], ascending=[False, True, True], na_position="last"
-    )
+    frame = pd.DataFrame(rows)
+    # Finalists that trained (or train) their full budget, then the search, then finalists that failed or were lost.
+    good = frame["status"].isin(["running", "completed"])
+    frame["_group"] = (frame["stage"] != FINALIST).astype(int) + 2 * ((frame["stage"] == FINALIST) & ~good)
+    frame = frame.sort_values(["_group", "best_val_accuracy", "best_epoch", "trial_id"],
+                              ascending=[True, False, True, True], na_position="last").drop(columns="_group")
     frame.insert(0, "rank", range(1, len(frame) + 1))
     hyper = [c for c in PARAMS if c in frame.columns] + sorted(set(frame.columns) - set(PARAMS) - set(LEADERBOARD_COLUMNS))
     return frame[LEADERBOARD_COLUMNS + hyper].reset_index(drop=True)
@@ -176,6 +189,7 @@ def table(board: pd.DataFrame, top: int | None = None) -> str:
     """A readable terminal table of the leaderboard's main columns and the hyperparameters that vary."""
     shown = board.head(top) if top else board
     varying = [c for c in board.columns[len(LEADERBOARD_COLUMNS):] if board[c].astype(str).nunique() > 1]
-    columns = ["rank", "trial_id", "status", "best_val_accuracy", "best_epoch", "epochs_trained", "baseline", *varying]
+    columns = ["rank", "trial_id", "stage", "status", "best_val_accuracy", "best_epoch", "epochs_trained", "baseline",
+               "finalist_of", *varying]
     with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.4g}".format):
         return shown[columns].to_string(index=False)

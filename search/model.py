@@ -100,11 +100,15 @@ def _network(p: Mapping[str, Any]) -> keras.Model:
     return keras.Model(levels, outputs, name="conv3d")
 
 
-def build_model(params: Mapping[str, Any], steps_per_epoch: int | None = None) -> keras.Model:
+def build_model(params: Mapping[str, Any], steps_per_epoch: int | None = None, steps_per_execution: int = 1) -> keras.Model:
     """Validate params and return the compiled model (Adam, sparse categorical crossentropy, accuracy).
 
-    steps_per_epoch is needed only by the cosine schedule, which decays over epochs * steps_per_epoch
-    steps (ValueError if missing). Raises UserError for invalid params or an infeasible architecture.
+    steps_per_epoch is needed only by the cosine schedule, which decays over schedule_epochs (default:
+    epochs) * steps_per_epoch steps (ValueError if missing). The search sets schedule_epochs to its
+    max_epochs, so a trial's learning rate at epoch e is the same whether it trains 10 epochs or 150, and
+    the final retrain, which keeps it, sees the same rate at each epoch as the trial it came from.
+    steps_per_execution: batches per compiled call (Keras's compile option; fewer Python round trips).
+    Raises UserError for invalid params or an infeasible architecture.
     """
     p = validate(params)
     reason = check(p)
@@ -114,11 +118,13 @@ def build_model(params: Mapping[str, Any], steps_per_epoch: int | None = None) -
     if p["schedule"] == "cosine":
         if steps_per_epoch is None or steps_per_epoch < 1:
             raise ValueError(f"schedule 'cosine' needs steps_per_epoch >= 1, got {steps_per_epoch!r}")
-        learning_rate = keras.optimizers.schedules.CosineDecay(p["learning_rate"], p["epochs"] * steps_per_epoch)
+        horizon = p.get("schedule_epochs") or p["epochs"]
+        learning_rate = keras.optimizers.schedules.CosineDecay(p["learning_rate"], horizon * steps_per_epoch)
     model = _network(p)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,  # jit_compile stays "auto": on for JAX (and TensorFlow on GPU)
     )
     return model

@@ -57,7 +57,9 @@ PARAMS: dict[str, Param] = {
     "augment": Param("float", (0.0, 1.0), 0.0, "Augment3D strength during training (0 = off)"),
     "input_mode": Param("choice", ("rgb", "occupancy"), "rgb", "seeds' Oranges RGB, or 1 raw occupancy channel"),
     "batch_size": Param("int", (1, 4096), 100, "training batch size (used by the trainer)"),
-    "epochs": Param("int", (1, 1000), 30, "training epochs (used by the trainer and the cosine schedule)"),
+    "epochs": Param("int", (1, 1000), 30, "training epochs (used by the trainer)"),
+    "schedule_epochs": Param("int", (1, 1000), None,
+                             "epochs over which 'cosine' decays (default: epochs); the search sets it to max_epochs"),
     "seed": Param("int", (0, 2**31 - 1), None, "seed of the augmentation layer"),
 }
 

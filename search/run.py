@@ -81,6 +81,7 @@ def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
     files.write_json(run_dir / "run.json", info)
     resources = _resources(info["options"])
     tuner.make_tuner(space, train, val, run_dir, resources).fit()
+    _finalists(run_dir, info, space, train, val, resources)
     return _finish(run_dir, info, data_file, resources, options.final)
 
 
@@ -109,8 +110,35 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dic
     info.setdefault("resumed", []).append({"at": _now(), "command": sys.argv, "cluster": _cluster(address)})
     files.write_json(run_dir / "run.json", info)
     resources = _resources(opts)
-    tuner.restore_tuner(run_dir, train, val, resources).fit()
+    if not info.get("search_ended"):  # else the search had finished: straight on to the finalists
+        tuner.restore_tuner(run_dir, train, val, resources, space.settings).fit()
+    _finalists(run_dir, info, space, train, val, resources)
     return _finish(run_dir, info, data_file, resources, final and opts["final"])
+
+
+def _finalists(run_dir: Path, info: dict[str, Any], space: Space, train: data.Volumes, val: data.Volumes,
+               resources) -> None:
+    """The finalist stage after the search: retrain the search's top configurations that have no finished finalist yet.
+
+    A resumed run starts the unfinished finalists afresh in a new Tune experiment rather than restoring the
+    old one: Tune's restore of a stage killed right after a trial started can keep that trial in the
+    concurrency limiter's live set forever, and the search waits on it (seen with one finalist at a time).
+    A finalist is at most max_epochs of one trial; the finished ones are kept, the dead driver's others show as lost.
+    """
+    from search import tuner
+
+    info["search_ended"] = info.get("search_ended") or _now()
+    files.write_json(run_dir / "run.json", info)
+    settings = space.settings
+    if not settings.finalists:
+        return
+    records = leaderboard.Records.load(run_dir)
+    done = {r.finalist_of for r in records.trials.values()
+            if r.stage == leaderboard.FINALIST and r.status in leaderboard.FINAL and r.status != leaderboard.LOST}
+    configs = [c for c in tuner.finalist_configs(records, settings) if c[tuner.FINALIST_KEY] not in done]
+    if configs:
+        print(f"finalists: retraining {len(configs)} of the top configurations for {settings.max_epochs} epochs", flush=True)
+        tuner.make_finalists_tuner(configs, settings, train, val, run_dir, resources).fit()
 
 
 def final_for_rank(run_dir: Path, rank: int, address: str | None = None, keras_backend: str | None = None) -> dict[str, Any]:
@@ -209,7 +237,8 @@ def _finish(run_dir: Path, info: dict, data_file: Path, resources, final: bool) 
     best = trained.iloc[0]
     params = _final_params(records, best["trial_id"], int(best["best_epoch"]))
     best_info = {"trial_id": best["trial_id"], "val_accuracy": float(best["best_val_accuracy"]),
-                 "best_epoch": int(best["best_epoch"]), "baseline": best["baseline"], "params": params}
+                 "best_epoch": int(best["best_epoch"]), "baseline": best["baseline"], "stage": best["stage"],
+                 "finalist_of": best["finalist_of"], "params": params}
     files.write_json(run_dir / "best.json", best_info)
     summary["best"] = best_info
     if final and not (run_dir / FINAL_DIR / "test_metrics.json").exists():
@@ -223,7 +252,11 @@ def _finish(run_dir: Path, info: dict, data_file: Path, resources, final: bool) 
 
 
 def _final_params(records: leaderboard.Records, trial_id: str, best_epoch: int) -> dict[str, Any]:
-    """The trial's configuration, set to train for the epoch count where its validation accuracy peaked."""
+    """The trial's configuration, set to train for the epoch count where its validation accuracy peaked.
+
+    It keeps the trial's schedule_epochs: the cosine schedule's horizon, so the retrain's learning rate at
+    each epoch is the one the trial had (runs from before schedule_epochs decayed over the epochs trained).
+    """
     from search.params import validate
 
     return validate({**records.trials[trial_id].params, "epochs": best_epoch})

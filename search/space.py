@@ -62,6 +62,9 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "batch_size": PARAMS["batch_size"].allowed,
     "max_concurrent": (1, None),
     "seed": PARAMS["seed"].allowed,
+    "finalists": (0, None),
+    "checkpoint_every": (1, None),
+    "steps_per_execution": (1, 1000),
 }
 
 
@@ -78,6 +81,17 @@ class Settings:
     max_concurrent: int | None = None  # trials at once; None: as many as Ray's resources allow
     seed: int = 0  # of the sampler and of every trial, so all trials share one split and init
     val_fraction: float = 0.2  # of the training set held out to score trials
+    # The top `finalists` configurations of the search are retrained at the full budget (max_epochs, a
+    # second seed) before the winner is named: ASHA judged most of them at a few epochs, and the top of a
+    # leaderboard of one-seed results is partly luck. 3 costs 3 * max_epochs trial-epochs, in parallel.
+    finalists: int = 3
+    # A trial checkpoints every this many epochs (and always at ASHA's rungs and at its last epoch): on
+    # a GPU, saving model.keras each epoch costs as much as training it. A lost worker costs at most
+    # checkpoint_every - 1 epochs of that trial.
+    checkpoint_every: int = 5
+    # Batches per compiled call (Keras's compile(steps_per_execution=...)): fewer Python round trips per
+    # epoch. Equal or faster on CPU (TensorFlow and JAX, measured), the point of it on a GPU.
+    steps_per_execution: int = 8
 
     def __post_init__(self) -> None:
         for key, (lo, hi) in _INT_RANGES.items():
@@ -120,6 +134,7 @@ class Settings:
                 raise _bad_setting("baselines", name, f"has unknown fault {fault!r} (known: {', '.join(FAULTS)})")
             params = {**PRESETS.get(preset, {}), **spec}
             params["epochs"] = min(params.get("epochs", PARAMS["epochs"].default), self.max_epochs)
+            params.setdefault("schedule_epochs", self.max_epochs)  # as every trial's (see _complete)
             try:
                 params = validate({**params, "seed": self.seed})
             except UserError as e:
@@ -367,15 +382,18 @@ def _sampled(space: Space, trial: optuna.trial.Trial) -> keras_tuner.HyperParame
 
 
 def _complete(settings: Settings, values: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's params: the space's values, plus batch_size, epochs and seed where it leaves them unset."""
+    """A trial's params: the space's values, plus batch_size, epochs, schedule_epochs and seed where it leaves them unset."""
     params = dict(values)
     params.setdefault("batch_size", settings.batch_size)
     params.setdefault("seed", settings.seed)
     params.setdefault("epochs", settings.max_epochs)
-    # A sampled epochs is capped: ASHA stops every trial at max_epochs anyway, and a cosine schedule
-    # must decay over the epochs that actually run.
+    # A sampled epochs is capped: ASHA stops every trial at max_epochs anyway.
     if type(params["epochs"]) is int:
         params["epochs"] = min(params["epochs"], settings.max_epochs)
+    # The epoch budget is the fidelity, not a hyperparameter of the schedule: a cosine schedule decays
+    # over max_epochs in every trial, so ASHA compares trials at the same learning rate at each rung,
+    # whatever budget a trial samples, and a trial judged at epoch 10 is not one already near LR 0.
+    params.setdefault("schedule_epochs", settings.max_epochs)
     return params
 
 
@@ -383,7 +401,8 @@ def sample(space: Space, trial: optuna.trial.Trial) -> dict[str, Any]:
     """Run space(hp) with values from an Optuna trial (or Ray's captor); return the trial's complete params.
 
     The params are the active hyperparameters, Fixed ones included, plus ``batch_size``, ``epochs``
-    (``settings.max_epochs``; a sampled one is capped at it) and ``seed`` from the settings where the
+    (``settings.max_epochs``; a sampled one is capped at it), ``schedule_epochs`` (``settings.max_epochs``:
+    the cosine schedule's horizon) and ``seed`` from the settings where the
     space leaves them unset. Not validated here: ``load_space`` vetted the space, the trainer validates.
     Errors in space(hp) are UserErrors naming the file and line.
     """

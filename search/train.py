@@ -31,10 +31,12 @@ def fit(
     model: keras.Model | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | None = None,
+    steps_per_execution: int = 1,
 ) -> tuple[keras.Model, keras.callbacks.History]:
     """Fit `params` (validated) on `train`, reporting `val` metrics each epoch; return the model and history.
 
-    `model` continues a model restored from a checkpoint, from `initial_epoch`. The seed in
+    `model` continues a model restored from a checkpoint, from `initial_epoch` (it keeps the
+    steps_per_execution it was compiled with). The seed in
     params fixes weights, shuffling and augmentation, so a run is repeatable on the same machine.
     """
     if verbose is None:  # a progress bar on a terminal, one line per epoch in a log file
@@ -42,7 +44,8 @@ def fit(
     if "seed" in params:
         keras.utils.set_random_seed(params["seed"])
     if model is None:
-        model = build_model(params, steps_per_epoch=steps_per_epoch(len(train), params["batch_size"]))
+        model = build_model(params, steps_per_epoch=steps_per_epoch(len(train), params["batch_size"]),
+                            steps_per_execution=steps_per_execution)
     history = model.fit(
         train.x,
         train.y,

@@ -1,4 +1,5 @@
-"""One search trial as a Ray Tune function trainable: fit one configuration, report and checkpoint every epoch.
+"""One search trial as a Ray Tune function trainable: fit one configuration, report every epoch, checkpoint
+as often as resume needs (see `Plan`).
 
 A trial never brings the search down: an infeasible architecture is reported at once without
 training, a NaN/inf loss stops the trial, running out of its memory share and any other exception
@@ -16,6 +17,7 @@ import resource
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +34,31 @@ from search.data import Volumes
 RUNNING, COMPLETED, INFEASIBLE, DIVERGED, OOM, ERROR = "running", "completed", "infeasible", "diverged", "oom", "error"
 METRIC = "val_accuracy"
 BASELINE_KEY = "baseline"  # config key naming a baseline trial; not a hyperparameter
+FINALIST_KEY = "finalist_of"  # config key of a finalist: the search trial whose configuration it retrains
 FAULT_AT_EPOCH = 2  # an injected fault strikes here, after one checkpointed epoch
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How a stage's trials train and save, beyond their hyperparameters (from the search settings).
+
+    Metrics are reported every epoch (ASHA and the leaderboard need them); a checkpoint (model.keras,
+    the costly part of an epoch's bookkeeping on a GPU) only every `checkpoint_every` epochs, at
+    ASHA's rung epochs and at the trial's last epoch. A lost worker costs at most checkpoint_every - 1 epochs.
+    """
+
+    checkpoint_every: int = 1
+    rungs: tuple[int, ...] = ()  # ASHA's milestones, in epochs
+    steps_per_execution: int = 1  # batches per compiled call (Keras's compile option)
+
+    def checkpoint_at(self, epoch: int, last: int) -> bool:
+        """Whether the trial saves a checkpoint after `epoch` (counted from 1) of its `last`."""
+        return epoch % self.checkpoint_every == 0 or epoch in self.rungs or epoch >= last
+
+
 def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """A Tune config -> (hyperparameters, baseline name or None). An injected fault is not a hyperparameter."""
-    params = {k: v for k, v in config.items() if k not in (BASELINE_KEY, schema.FAULT_KEY)}
+    """A Tune config -> (hyperparameters, baseline name or None). A fault or a finalist's origin is not a hyperparameter."""
+    params = {k: v for k, v in config.items() if k not in (BASELINE_KEY, FINALIST_KEY, schema.FAULT_KEY)}
     return params, config.get(BASELINE_KEY)
 
 
@@ -62,8 +83,8 @@ def node_name() -> str:
     return socket.gethostname() if not name or name == ray.util.get_node_ip_address() else name
 
 
-def run_trial(config: dict[str, Any], train: Volumes, val: Volumes) -> None:
-    """The trainable. `train` and `val` arrive once per node through Ray's object store (tune.with_parameters)."""
+def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan = Plan()) -> None:
+    """The trainable. `train`, `val` and `plan` arrive once per node through Ray's object store (tune.with_parameters)."""
     started = time.perf_counter()
     assigned = ray.get_runtime_context().get_assigned_resources()
     info = {"node": node_name(), "node_ip": ray.util.get_node_ip_address(), BASELINE_KEY: config.get(BASELINE_KEY) or "",
@@ -79,7 +100,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes) -> None:
         backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0))
         if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there
             cap_memory(int(memory))
-        _fit_and_report(params, train, val, info, started, config.get(schema.FAULT_KEY))
+        _fit_and_report(params, train, val, info, started, plan, config.get(schema.FAULT_KEY))
     except Exception as e:  # noqa: BLE001 - any error of this configuration ends this trial only
         text = re.sub(r"\{\{.*?\}\}\s*", "", str(e)).strip()  # drop TF's {{function_node ...}} prefix
         message = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
@@ -91,7 +112,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes) -> None:
 
 
 def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: dict, started: float,
-                    fault: str | None = None) -> None:
+                    plan: Plan, fault: str | None = None) -> None:
     model, initial_epoch, seconds_before = None, 0, 0.0
     checkpoint = tune.get_checkpoint()
     if checkpoint:  # resumed after a lost worker or driver: continue where the last epoch ended
@@ -100,9 +121,10 @@ def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: 
         if initial_epoch >= params["epochs"]:  # it had finished; Ray's state lagged behind
             tune.report({**state["last"], "status": COMPLETED})
             return
-    report = _ReportEachEpoch(params, {**info, "resumed_from": initial_epoch}, started - seconds_before)
+    report = _ReportEachEpoch(params, {**info, "resumed_from": initial_epoch}, started - seconds_before, plan)
     callbacks = [report] + ([_InjectFault(fault)] if fault else [])
-    training.fit(params, train, val, initial_epoch=initial_epoch, model=model, callbacks=callbacks, verbose=0)
+    training.fit(params, train, val, initial_epoch=initial_epoch, model=model, callbacks=callbacks, verbose=0,
+                 steps_per_execution=plan.steps_per_execution)
 
 
 def _load_newest(checkpoint: tune.Checkpoint) -> tuple[keras.Model, dict]:
@@ -143,11 +165,11 @@ class _InjectFault(keras.callbacks.Callback):
 
 
 class _ReportEachEpoch(keras.callbacks.Callback):
-    """Reports each epoch's metrics to Tune, with a checkpoint of the model to resume from."""
+    """Reports each epoch's metrics to Tune, with a checkpoint of the model to resume from where the plan says."""
 
-    def __init__(self, params: dict[str, Any], info: dict, started: float):
+    def __init__(self, params: dict[str, Any], info: dict, started: float, plan: Plan = Plan()):
         super().__init__()
-        self.params_, self.info, self.started = params, info, started
+        self.params_, self.info, self.started, self.plan = params, info, started, plan
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -167,6 +189,10 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             self.model.stop_training = True
             tune.report(metrics)
             return
+        if not self.plan.checkpoint_at(epoch + 1, self.params_["epochs"]):
+            tune.report({**metrics, "checkpointed": False})
+            return
+        metrics["checkpointed"] = True  # the driver persists its records at every checkpoint (see tuner.RecordKeeper)
         with tempfile.TemporaryDirectory() as directory:
             self.model.save(Path(directory) / "model.keras")
             state = {"epoch": epoch + 1, "train_seconds": metrics["train_seconds"], "last": metrics}

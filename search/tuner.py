@@ -7,7 +7,9 @@ wires it into Tune and turns Tune's events into plain ``leaderboard.Records``.
 from __future__ import annotations
 
 import copy
+import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +23,14 @@ from ray.tune.search.optuna import OptunaSearch
 from search import leaderboard
 from search.data import Volumes
 from search.space import Space, define_by_run
-from search.trial import BASELINE_KEY, ERROR, METRIC, OOM, run_trial, split_config
+from search.space import Settings
+from search.trial import BASELINE_KEY, ERROR, FINALIST_KEY, METRIC, OOM, Plan, run_trial, split_config
 
 TUNE_DIR = "tune"  # Ray's experiment folder inside the run folder
-# Every epoch checkpoints, and with num_to_keep set each checkpoint forces a save of Tune's experiment
-# state: that keeps resume's view fresh (on purpose), so Tune's warning about it is only noise.
+FINALISTS_DIR = "tune-finalists"  # the finalist stage's
+SEARCH, FINALIST = leaderboard.SEARCH, leaderboard.FINALIST  # the stages
+# With num_to_keep set each checkpoint forces a save of Tune's experiment state: that keeps resume's
+# view fresh (on purpose), so Tune's warning about it is only noise.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
@@ -91,46 +96,100 @@ class BaselinesFirst(Searcher):
 class RecordKeeper(tune.Callback):
     """Folds every trial result into our records and rewrites the CSVs, in the driver, as results arrive.
 
-    On ``resume`` it starts from the records on disk, so nothing written before a crash is lost.
+    On ``resume`` it starts from the records on disk, so nothing written before a crash is lost: the
+    files are rewritten at every checkpoint a trial reports and at every trial's end, and otherwise at
+    most every WRITE_EVERY_S seconds (rewriting them for each of many GPU trials' epochs kept the driver busy).
     """
 
-    def __init__(self, run_dir: Path):
+    WRITE_EVERY_S = 1.0
+
+    def __init__(self, run_dir: Path, stage: str = SEARCH):
         self.run_dir = Path(run_dir)
+        self.stage = stage
         self.records = leaderboard.Records()
+        self.written = 0.0
 
     def setup(self, **info) -> None:
         self.records = leaderboard.Records.load(self.run_dir)
 
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+    def _report(self, trial, result: dict) -> None:
         params, baseline = split_config(trial.config)
-        self.records.report(trial.trial_id, params, baseline or "", result)
-        leaderboard.write(self.run_dir, self.records)
+        self.records.report(trial.trial_id, params, baseline or "", result, stage=self.stage,
+                            finalist_of=trial.config.get(FINALIST_KEY, ""))
+
+    def _write(self, now: bool = True) -> None:
+        if now or time.monotonic() - self.written >= self.WRITE_EVERY_S:
+            leaderboard.write(self.run_dir, self.records)
+            self.written = time.monotonic()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self._report(trial, result)
+        self._write(now=result.get("checkpointed", True) or result.get("status") != "running")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.records.finish(trial.trial_id)
-        leaderboard.write(self.run_dir, self.records)
+        self._write()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         error = trial.get_error()
-        params, baseline = split_config(trial.config)
-        self.records.report(trial.trial_id, params, baseline or "", {})
+        self._report(trial, {})
         message = _first_line(str(error)) if error else "error (see Ray's logs)"
         self.records.finish(trial.trial_id, error=message, status=failure_status(error))
-        leaderboard.write(self.run_dir, self.records)
+        self._write()
 
     def on_experiment_end(self, trials, **info) -> None:
         # After a driver crash, Ray's saved state can lag: a trial the dead driver had started may be
         # unknown to the restored experiment, which samples a new trial in its place. Say so.
-        self.records.mark_lost(known={t.trial_id for t in trials})
-        leaderboard.write(self.run_dir, self.records)
+        self.records.mark_lost(known={t.trial_id for t in trials}, stage=self.stage)
+        self._write()
 
 
-def _trainable(train: Volumes, val: Volumes, resources: Resources):
-    """run_trial with the data put into the object store once, and the per-trial resources."""
+class FixedConfigs(Searcher):
+    """Hands out a fixed list of configurations, one trial each, then reports that it is finished (the finalists)."""
+
+    def __init__(self, configs: list[dict[str, Any]]):
+        super().__init__(metric=METRIC, mode="max")
+        self.pending = [dict(c) for c in configs]
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return self.pending.pop(0) if self.pending else Searcher.FINISHED
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass
+
+
+def asha_rungs(settings: Settings) -> tuple[int, ...]:
+    """The epochs at which ASHA (one bracket, as configured below) compares trials: grace * rf^k < max_t."""
+    count = int(math.log(settings.max_epochs / settings.grace_period) / math.log(settings.reduction_factor) + 1)
+    rungs = (settings.grace_period * settings.reduction_factor**k for k in range(count))
+    return tuple(sorted(r for r in rungs if r < settings.max_epochs))
+
+
+def plan(settings: Settings, stage: str = SEARCH) -> Plan:
+    """How the stage's trials checkpoint and step (finalists run without ASHA: no rungs)."""
+    return Plan(checkpoint_every=settings.checkpoint_every, rungs=asha_rungs(settings) if stage == SEARCH else (),
+                steps_per_execution=settings.steps_per_execution)
+
+
+def _trainable(train: Volumes, val: Volumes, resources: Resources, trial_plan: Plan):
+    """run_trial with the data and the plan put into the object store once, and the per-trial resources."""
     request = {"cpu": resources.cpus, "gpu": resources.gpus}
     if resources.memory_gib:
         request["memory"] = int(resources.memory_gib * 2**30)
-    return tune.with_resources(tune.with_parameters(run_trial, train=train, val=val), request)
+    return tune.with_resources(tune.with_parameters(run_trial, train=train, val=val, plan=trial_plan), request)
+
+
+def _run_config(run_dir: Path, name: str, stage: str) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(Path(run_dir).resolve()),
+        failure_config=tune.FailureConfig(max_failures=3),  # lost nodes/workers: retry from checkpoint
+        # Two, not one: Ray's saved experiment state can name the checkpoint before the newest,
+        # and resume fails a trial whose named checkpoint was already deleted.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[RecordKeeper(run_dir, stage)],
+        verbose=1,
+    )
 
 
 def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources) -> tune.Tuner:
@@ -156,7 +215,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
         reduction_factor=settings.reduction_factor,
     )
     return tune.Tuner(
-        _trainable(train, val, resources),
+        _trainable(train, val, resources, plan(settings)),
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode="max",
@@ -167,24 +226,52 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
             # 2.60 sometimes failed a trial with "reuse requires reset_config()" (README, Benchmarks).
             reuse_actors=False,
         ),
-        run_config=tune.RunConfig(
-            name=TUNE_DIR,
-            storage_path=str(Path(run_dir).resolve()),
-            failure_config=tune.FailureConfig(max_failures=3),  # lost nodes/workers: retry from checkpoint
-            # Two, not one: Ray's saved experiment state can name the checkpoint before the newest,
-            # and resume fails a trial whose named checkpoint was already deleted.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[RecordKeeper(run_dir)],
-            verbose=1,
-        ),
+        run_config=_run_config(run_dir, TUNE_DIR, SEARCH),
     )
 
 
-def restore_tuner(run_dir: Path, train: Volumes, val: Volumes, resources: Resources) -> tune.Tuner:
-    """The interrupted run's Tuner: finished trials stay finished, unfinished ones continue from checkpoints."""
+def finalist_configs(records: leaderboard.Records, settings: Settings) -> list[dict[str, Any]]:
+    """The top `finalists` search trials that trained cleanly, as configurations for the full budget.
+
+    Each trains max_epochs under the same schedule horizon, with the next seed (a second draw of
+    initialization, shuffling and augmentation, so the winner isn't whoever had the luckiest one), on
+    the same split. A finalist of a baseline keeps its baseline name.
+    """
+    board = leaderboard.leaderboard(records)
+    clean = board[(board["stage"] == SEARCH) & (board["epochs_trained"] > 0)
+                  & board["status"].isin(["completed", leaderboard.STOPPED, leaderboard.BASELINE])]
+    configs = []
+    for trial_id in clean["trial_id"].head(settings.finalists):
+        record = records.trials[trial_id]
+        params = {**record.params, "epochs": settings.max_epochs, "seed": (settings.seed + 1) % 2**31}
+        params.setdefault("schedule_epochs", settings.max_epochs)
+        configs.append({**params, FINALIST_KEY: trial_id, **({BASELINE_KEY: record.baseline} if record.baseline else {})})
+    return configs
+
+
+def make_finalists_tuner(configs: list[dict[str, Any]], settings: Settings, train: Volumes, val: Volumes,
+                         run_dir: Path, resources: Resources) -> tune.Tuner:
+    """The finalist stage: each configuration trains its full budget (no scheduler), as many at once as fit.
+
+    Each call is a new experiment (tune-finalists, then tune-finalists-2, ... after a resume).
+    """
+    name = next(n for n in (FINALISTS_DIR, *(f"{FINALISTS_DIR}-{i}" for i in range(2, 1000)))
+                if not (Path(run_dir) / n).exists())
+    return tune.Tuner(
+        _trainable(train, val, resources, plan(settings, FINALIST)),
+        tune_config=tune.TuneConfig(
+            metric=METRIC, mode="max", search_alg=FixedConfigs(configs), num_samples=len(configs),
+            max_concurrent_trials=resources.max_concurrent or settings.max_concurrent, reuse_actors=False,
+        ),
+        run_config=_run_config(run_dir, name, FINALIST),
+    )
+
+
+def restore_tuner(run_dir: Path, train: Volumes, val: Volumes, resources: Resources, settings: Settings) -> tune.Tuner:
+    """The interrupted search's Tuner: finished trials stay finished, unfinished ones continue from checkpoints."""
     return tune.Tuner.restore(
         str(Path(run_dir).resolve() / TUNE_DIR),
-        trainable=_trainable(train, val, resources),
+        trainable=_trainable(train, val, resources, plan(settings)),
         resume_unfinished=True,
         resume_errored=True,
     )

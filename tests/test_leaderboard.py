@@ -92,3 +92,39 @@ def test_a_finished_trial_keeps_its_outcome_when_a_restored_experiment_later_fai
     records.report("e", {}, "", {**_epoch(0.4), "epoch": 1, "status": "running"})
     records.finish("e", error="RayActorError: the actor died")
     assert (records.trials["e"].status, records.trials["e"].error) == ("error", "RayActorError: the actor died")
+
+
+def test_finalists_rank_first_and_keep_their_origin():
+    records = _records()
+    records.report("f1", {"blocks": 1, "padding": "valid"}, "", {**_epoch(0.75), "epoch": 1, "status": "completed"},
+                   stage="finalist", finalist_of="b")
+    records.report("f2", {"blocks": 2}, "machinecurve", {**_epoch(0.6), "epoch": 1, "status": "completed"},
+                   stage="finalist", finalist_of="d")
+    records.finish("f1")
+    records.finish("f2")
+    board = leaderboard.leaderboard(records)
+    # Rank 1 is the best finalist, even though a search trial scored higher at its (shorter) budget.
+    assert board["trial_id"].tolist() == ["f1", "f2", "b", "a", "d", "c"]
+    assert board["stage"].tolist() == ["finalist"] * 2 + ["search"] * 4
+    assert board.set_index("trial_id").loc["f1", "finalist_of"] == "b"
+    assert board.set_index("trial_id").loc["f2", "status"] == "completed"  # a finalist of a baseline is no reference row
+    records.report("f3", {}, "", {**_epoch(0.99), "epoch": 1, "status": "running"}, stage="finalist", finalist_of="a")
+    records.mark_lost(known=set(), stage="finalist")  # its driver died: below the search, never the winner
+    assert leaderboard.leaderboard(records)["trial_id"].tolist() == ["f1", "f2", "b", "a", "d", "c", "f3"]
+
+
+def test_mark_lost_touches_only_its_own_stage():
+    records = Records()
+    records.report("s", {}, "", {**_epoch(0.5), "epoch": 1, "status": "running"})
+    records.report("f", {}, "", {**_epoch(0.5), "epoch": 1, "status": "running"}, stage="finalist", finalist_of="s")
+    records.mark_lost(known=set(), stage="finalist")
+    assert records.trials["f"].status == leaderboard.LOST and records.trials["s"].status == "running"
+
+
+def test_records_from_before_stages_load_as_search_trials(tmp_path):
+    leaderboard.write(tmp_path, _records())
+    data = (tmp_path / "trials.json").read_text()
+    import json
+
+    old = {tid: {k: v for k, v in r.items() if k not in ("stage", "finalist_of")} for tid, r in json.loads(data).items()}
+    assert {r.stage for r in Records.from_json(old).trials.values()} == {"search"}

@@ -173,6 +173,23 @@ def test_cosine_schedule_needs_steps_per_epoch():
     assert schedule["config"]["decay_steps"] == 15 and schedule["config"]["initial_learning_rate"] == 0.01
 
 
+
+def test_cosine_decays_over_schedule_epochs_whatever_the_epochs_trained():
+    # A search trial (or its final retrain) that trains 3 epochs of a 10-epoch horizon keeps the horizon.
+    model = m.build_model({"schedule": "cosine", "epochs": 3, "schedule_epochs": 10, "learning_rate": 0.01},
+                          steps_per_epoch=5)
+    assert model.optimizer.get_config()["learning_rate"]["config"]["decay_steps"] == 50
+    rate = keras.optimizers.schedules.CosineDecay(0.01, 50)
+    assert float(rate(15)) > 0.0075  # after 3 epochs still near the peak, not at 0 as a 3-epoch horizon gives
+
+
+def test_steps_per_execution_and_jit_reach_the_compiled_model():
+    model = m.build_model({"blocks": 1, "filters": 4, "dense_units": 8}, steps_per_execution=8)
+    assert model.steps_per_execution == 8
+    if keras.backend.backend() == "jax":
+        assert model.jit_compile  # "auto" compiles every step under JAX
+
+
 def test_trains_saves_and_reloads(tmp_path):
     """A small model with every optional feature trains, and the reloaded .keras file predicts the same."""
     params = {"blocks": 2, "padding": "same", "filters": 4, "residual": True, "batchnorm": True, "dropout": 0.2,

@@ -33,13 +33,24 @@ def test_run_end_to_end(small_data_file, tmp_path):
     board = pd.read_csv(run_dir / "leaderboard.csv")
     assert board.columns[: len(leaderboard.LEADERBOARD_COLUMNS)].tolist() == leaderboard.LEADERBOARD_COLUMNS
     assert {"blocks", "padding", "filters", "dense_units", "input_mode"} <= set(board.columns)
-    assert len(board) == 7 and set(board["status"]) <= TERMINAL  # 6 sampled trials and 1 baseline
-    assert board["rank"].tolist() == list(range(1, 8))
-    baseline = board[board["baseline"] == "machinecurve"]
+    assert len(board) == 9 and set(board["status"]) <= TERMINAL  # 6 sampled trials, 1 baseline, 2 finalists
+    assert board["rank"].tolist() == list(range(1, 10))
+    # The finalists rank first: the top two clean search trials, retrained for max_epochs with the next seed.
+    finalists, searched = board[board["stage"] == "finalist"], board[board["stage"] == "search"]
+    assert finalists.index.tolist() == [0, 1] and (finalists["status"] == "completed").all()
+    assert (finalists["epochs_trained"] == 3).all() and (finalists["seed"] == 1).all() and (searched["seed"] == 0).all()
+    clean = searched[searched["status"].isin(["completed", "stopped", "baseline"])]
+    assert sorted(finalists["finalist_of"]) == sorted(clean["trial_id"].head(2))
+    for _, row in finalists.iterrows():  # the same configuration as the search trial it came from
+        origin = searched.set_index("trial_id").loc[row["finalist_of"]]
+        assert row[["blocks", "padding", "filters", "dense_units"]].tolist() == origin[["blocks", "padding", "filters", "dense_units"]].tolist()
+    assert (board["schedule_epochs"] == 3).all()  # every trial's cosine horizon is max_epochs
+    baseline = searched[searched["baseline"] == "machinecurve"]
     assert len(baseline) == 1 and baseline["status"].iloc[0] == "baseline" and baseline["blocks"].iloc[0] == 2
     assert baseline["param_count"].iloc[0] == 191_882  # the tutorial's model, capped at max_epochs
-    ranked = board["best_val_accuracy"].dropna().tolist()
-    assert ranked == sorted(ranked, reverse=True)
+    for stage in (finalists, searched):
+        ranked = stage["best_val_accuracy"].dropna().tolist()
+        assert ranked == sorted(ranked, reverse=True)
     assert (board["status"] == "stopped").any(), board[["trial_id", "status", "epochs_trained"]]
     infeasible = board[board["status"] == "infeasible"]
     assert len(infeasible) >= 1 and infeasible["error"].str.contains("spatial size").all()
@@ -49,6 +60,8 @@ def test_run_end_to_end(small_data_file, tmp_path):
     assert epochs.groupby("trial_id").size().to_dict() == board.set_index("trial_id")["epochs_trained"][lambda s: s > 0].to_dict()
     best = json.loads((run_dir / "best.json").read_text())
     assert best["trial_id"] == board.loc[0, "trial_id"] and best["params"]["epochs"] == board.loc[0, "best_epoch"]
+    assert best["stage"] == "finalist" and best["finalist_of"] == board.loc[0, "finalist_of"]
+    assert best["params"]["schedule_epochs"] == 3  # the final retrain keeps the trial's schedule horizon
     metrics = json.loads((run_dir / "final" / "test_metrics.json").read_text())
     assert 0 <= metrics["accuracy"] <= 1 and len(metrics["confusion_matrix"]) == 10
     assert sum(map(sum, metrics["confusion_matrix"])) == 200  # the whole (small) test split, once
@@ -121,6 +134,37 @@ def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):
         assert after[trial_id].epochs == record.epochs
     assert (run_dir / "final" / "test_metrics.json").is_file()
     assert len(json.loads((run_dir / "run.json").read_text())["resumed"]) == 1
+
+
+def test_resume_after_the_driver_is_killed_in_the_finalist_stage(small_data_file, tmp_path):
+    run_dir = tmp_path / "killed"
+    log = tmp_path / "driver.log"
+    driver = start(log, "run", str(SPACES / "finalists.py"), "--data", str(small_data_file), "--results", str(tmp_path),
+                   "--name", "killed", "--no-final")
+
+    def finalist_finished_and_running(trials: dict) -> dict | None:
+        return finished_and_running({t: r for t, r in trials.items() if r.stage == "finalist"})
+
+    before = wait_for(run_dir, driver, "a finished and a running finalist", finalist_finished_and_running, log=log)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert json.loads((run_dir / "run.json").read_text())["search_ended"]
+
+    result = _search("resume", str(run_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = leaderboard.Records.load(run_dir).trials
+    searched = {t: r for t, r in after.items() if r.stage == "search"}
+    finalists = {t: r for t, r in after.items() if r.stage == "finalist" and r.status != leaderboard.LOST}
+    assert len(searched) == 2 and {r.status for r in searched.values()} == {"completed"}
+    assert len(finalists) == 2 and {r.status for r in finalists.values()} == {"completed"}, after
+    assert {r.finalist_of for r in finalists.values()} == set(searched)  # each search trial's configuration, once
+    assert all(sorted(r.epochs) == [1, 2, 3] for r in finalists.values())
+    for trial_id, record in before.items():  # the finalist finished before the kill: not run again
+        assert after[trial_id].epochs == record.epochs and after[trial_id].train_seconds == record.train_seconds
+    for record in after.values():  # the dead driver's unfinished finalist trained again, its old row flagged
+        assert record.status != leaderboard.LOST or (record.stage == "finalist" and "trained this finalist again" in record.error)
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["stage"] == "finalist" and best["trial_id"] in finalists
 
 
 def _holds_files_of(process: psutil.Process, session: str) -> bool:

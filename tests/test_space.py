@@ -98,7 +98,7 @@ def test_each_kind_maps_to_its_optuna_distribution():
 
 def test_settings_fill_what_the_space_leaves_unset():
     params = sample(inline(lambda hp: hp.Int("blocks", 1, 4), batch_size=32, max_epochs=7, seed=5), trial())
-    assert params == {"blocks": params["blocks"], "batch_size": 32, "epochs": 7, "seed": 5}
+    assert params == {"blocks": params["blocks"], "batch_size": 32, "epochs": 7, "schedule_epochs": 7, "seed": 5}
 
     def own(hp):
         hp.Choice("batch_size", [16, 64])
@@ -106,8 +106,10 @@ def test_settings_fill_what_the_space_leaves_unset():
         hp.Fixed("seed", 3)
 
     params = sample(inline(own, max_epochs=20), trial(batch_size=64, epochs=25))
-    assert params == {"batch_size": 64, "epochs": 20, "seed": 3}  # epochs capped at max_epochs
-    assert sample(inline(own, max_epochs=20), trial(batch_size=16, epochs=9))["epochs"] == 9
+    assert params == {"batch_size": 64, "epochs": 20, "schedule_epochs": 20, "seed": 3}  # epochs capped at max_epochs
+    # A sampled budget is the trial's, but the cosine schedule decays over max_epochs in every trial.
+    assert sample(inline(own, max_epochs=20), trial(batch_size=16, epochs=9)) == {
+        "batch_size": 16, "epochs": 9, "schedule_epochs": 20, "seed": 3}
 
 
 def test_conditional_scope_leaves_inactive_params_out():
@@ -288,9 +290,10 @@ def test_baselines_are_presets_or_named_configurations_capped_and_seeded_like_tr
     ])
     configs = settings.baseline_configs()
     assert list(configs) == ["notebook", "wider", "diverges"]
-    assert configs["notebook"] == validate({**PRESETS["notebook"], "epochs": 4, "seed": 7})
-    assert configs["wider"] == validate({**PRESETS["machinecurve"], "filters": 64, "epochs": 4, "seed": 7})
-    assert configs["diverges"] == {**validate({"filters": 4, "epochs": 4, "seed": 7}), "fault": "nan"}
+    same = {"epochs": 4, "schedule_epochs": 4, "seed": 7}  # capped at max_epochs, and the trials' schedule horizon
+    assert configs["notebook"] == validate({**PRESETS["notebook"], **same})
+    assert configs["wider"] == validate({**PRESETS["machinecurve"], "filters": 64, **same})
+    assert configs["diverges"] == {**validate({"filters": 4, **same}), "fault": "nan"}
     assert hash(settings)  # SEARCH's dicts are kept hashable
     for entry, message in [
         ({"preset": "machinecurve"}, r"=\{'preset': 'machinecurve'\} needs a unique 'name' string, got None"),
@@ -320,15 +323,36 @@ def test_shipped_space_loads_and_samples_valid_params(path):
 
 def test_shipped_settings():
     assert load_space(ROOT / "spaces" / "quick.py").settings == Settings(
-        samples=6, max_epochs=3, grace_period=1, reduction_factor=2, max_concurrent=2)
+        samples=6, max_epochs=3, grace_period=1, reduction_factor=2, max_concurrent=2, finalists=2)
     wide = load_space(ROOT / "spaces" / "wide.py").settings
-    assert (wide.samples, wide.max_epochs, wide.grace_period, wide.reduction_factor) == (40, 30, 3, 3)
+    assert (wide.samples, wide.max_epochs, wide.grace_period, wide.reduction_factor) == (24, 150, 10, 3)
+    assert (wide.finalists, wide.checkpoint_every, wide.steps_per_execution) == (3, 10, 8)
     assert wide.baselines == ("machinecurve", "medium", "notebook")
+
+
+def test_wide_space_keeps_every_knob_and_leaves_the_budget_to_asha():
+    space = load_space(ROOT / "spaces" / "wide.py")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        params = sample(space, study.ask())
+        assert params["epochs"] == params["schedule_epochs"] == 150
+        seen |= set(params)
+    assert {"input_mode", "kernel_size", "residual", "padding", "blocks", "filters_0", "filters_3", "batchnorm",
+            "dropout", "head", "dense_units", "head_dropout", "augment", "learning_rate", "schedule",
+            "batch_size"} <= seen
+
+
+def test_new_settings_are_checked():
+    assert Settings().finalists == 3 and Settings().checkpoint_every == 5 and Settings().steps_per_execution == 8
+    for key, value in [("finalists", -1), ("checkpoint_every", 0), ("steps_per_execution", 0)]:
+        with pytest.raises(UserError, match=rf"SEARCH\['{key}'\]={value} must be an int"):
+            Settings(**{key: value})
 
 
 def test_wide_space_expresses_the_known_good_model():
     params = sample(load_space(ROOT / "spaces" / "wide.py"), trial(**KNOWN_GOOD))
-    assert params == {**KNOWN_GOOD, "seed": 0}
+    assert params == {**KNOWN_GOOD, "epochs": 150, "schedule_epochs": 150, "seed": 0}
     assert check(params) is None
 
 

@@ -17,6 +17,8 @@ SEARCH = {
         {"name": "diverges", **SMALL, "fault": "nan"},
         {"name": "too-big", **SMALL, "filters": 512, "filter_growth": 4.0, "blocks": 2, "dense_units": 2048},
     ],
+    "finalists": 0,
+    "checkpoint_every": 1,
 }
 
 

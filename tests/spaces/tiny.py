@@ -10,6 +10,8 @@ SEARCH = {
     "grace_period": 1,
     "reduction_factor": 2,
     "baselines": ["machinecurve"],  # a reference row, trained first under the same scheduler
+    "finalists": 2,  # the top two retrained for max_epochs: the winner comes from these
+    "checkpoint_every": 1,
 }
 
 

@@ -9,18 +9,20 @@ the search chooses the input, depth, widths, regularization and learning rate ar
 space (spaces/wide.py) leaves all of that open.
 
 Budget on 2 cores (oneDNN on; README, "Benchmarks"): such a trial trains an epoch of the 8000 search
-samples in about 8 s on one core. 6 trials, two at a time, ASHA's rungs at 4 and 12 epochs: 6 x 4 + 2 x 8
-= 40 trial-epochs, about 3-4 minutes; then the final retrain on all 10000 samples on both cores, about
-1.5 minutes. No baselines: the seed presets would add 30-50 epochs each.
+samples in about 10 s on one core. 6 trials, two at a time, ASHA's rungs at 3 and 9 epochs and a cap of
+10: asynchronous ASHA lets most of the first trials through, so about 50 trial-epochs, 4-5 minutes;
+then the final retrain on all 10000 samples on both cores, about 1.5 minutes. No baselines (a seed
+preset trains 30-50 epochs) and no finalists (retraining the top two at 10 epochs would add about two
+minutes on these cores): the wide space has both.
 """
 
 SEARCH = {
     "samples": 6,
-    "max_epochs": 12,
-    "grace_period": 4,  # BatchNorm nets are erratic for their first 2-3 epochs
+    "max_epochs": 10,
+    "grace_period": 3,  # BatchNorm nets are erratic for their first 2-3 epochs
     "reduction_factor": 3,
     "max_concurrent": 2,  # two trials at once, one core each
-    "finalists": 2,  # the top two retrain for 3 epochs, two at once: about a minute more
+    "finalists": 0,
 }
 
 

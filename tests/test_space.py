@@ -323,7 +323,7 @@ def test_shipped_space_loads_and_samples_valid_params(path):
 
 def test_shipped_settings():
     assert load_space(ROOT / "spaces" / "quick.py").settings == Settings(
-        samples=6, max_epochs=3, grace_period=1, reduction_factor=2, max_concurrent=2, finalists=2)
+        samples=6, max_epochs=10, grace_period=3, reduction_factor=3, max_concurrent=2, finalists=0)
     wide = load_space(ROOT / "spaces" / "wide.py").settings
     assert (wide.samples, wide.max_epochs, wide.grace_period, wide.reduction_factor) == (24, 150, 10, 3)
     assert (wide.finalists, wide.checkpoint_every, wide.steps_per_execution) == (3, 10, 8)

@@ -84,12 +84,12 @@ def test_run_end_to_end(small_data_file, tmp_path):
 
 def test_run_under_jax_uses_it_in_every_trial_and_the_final(small_data_file, tmp_path):
     skip_unless_installed("jax")
-    space = tmp_path / "small.py"  # two small trials of 2 epochs: JAX compiles each model anew, slowly on CPU
-    space.write_text('SEARCH = {"samples": 2, "max_epochs": 2, "grace_period": 2}\n\n'
+    space = tmp_path / "small.py"  # two small trials of 2 epochs, no finalists: JAX compiles each model anew, slowly on CPU
+    space.write_text('SEARCH = {"samples": 2, "max_epochs": 2, "grace_period": 2, "finalists": 0}\n\n'
                      'def space(hp):\n    hp.Fixed("input_mode", "occupancy")\n    hp.Fixed("padding", "same")\n'
                      '    hp.Int("filters", 4, 8, step=4)\n    hp.Fixed("dense_units", 8)\n')
     result = _search("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "jax",
-                     "--max-concurrent", "1", "--backend", "jax", "--no-final",
+                     "--max-concurrent", "2", "--backend", "jax", "--no-final",
                      env={"KERAS_BACKEND": "tensorflow"})  # the flag wins over the environment
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "jax"

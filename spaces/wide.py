@@ -25,6 +25,8 @@ a trial running nearly alone (the finalists, the final retrain):
 - final retrain: at most 150 epochs of 10000 samples (1.25x the search's) = 95-190 s.
 - Ray start, data and driver: ~60 s.
 Total 675-1250 s: 11-21 minutes. At the fast end there is room for ~60 samples (`--samples 60`).
+Measured 2026-11-22 on one H100, JAX: 30 trials, 1000 trial-epochs, 6.5 minutes, 84.15 % test; with
+`--samples 48`: 54 trials, 1920 trial-epochs, 12.8 minutes, 84.2 % (README, "Benchmarks").
 
 Run it on a 16-core, 1-GPU machine with (resources are flags, not SEARCH: a space file that asked for
 GPUs would leave its trials unschedulable on a CPU-only machine):

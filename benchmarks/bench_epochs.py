@@ -92,8 +92,12 @@ def child(kind: str, preset: str, samples: int, epochs: int) -> dict:
             best = min(best, time.perf_counter() - started)
         return {"gflops": 2 * n**3 / best / 1e9}
 
-    from search import data  # noqa: F401 - first: it sets TensorFlow's oneDNN switch where the kind wants it
+    unset = "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+    from search import data  # sets the oneDNN switch (to 1 where unset), as in every process of ours
     import numpy as np
+
+    if kind != "ours" and unset:  # a user's own script never imports our package: TensorFlow's own default
+        del os.environ["TF_ENABLE_ONEDNN_OPTS"]
 
     from search.params import PRESETS as PARAMS, validate
 

@@ -22,8 +22,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search import leaderboard
 from search.data import Volumes
-from search.space import Space, define_by_run
-from search.space import Settings
+from search.space import Settings, Space, define_by_run
 from search.trial import BASELINE_KEY, ERROR, FINALIST_KEY, METRIC, OOM, Plan, run_trial, split_config
 
 TUNE_DIR = "tune"  # Ray's experiment folder inside the run folder

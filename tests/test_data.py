@@ -14,6 +14,7 @@ from matplotlib import cm
 from search import data
 from search.data import cache, h5file, regenerate
 from search.errors import UserError
+from kaggle import kaggle_file as _kaggle_file, truncated as _truncated, written as _written
 
 # shared/design/3d-mnist.md §8: the doubled MNIST label counts of the source digits.
 TRAIN_COUNTS = [958, 1126, 976, 986, 1070, 868, 1002, 1100, 924, 990]
@@ -91,22 +92,6 @@ def test_generation_is_deterministic_and_seeded():
 # --- loader ---------------------------------------------------------------------------------------
 
 
-def _kaggle_file(path, **overrides):
-    rng = np.random.default_rng(0)
-    arrays = {
-        "X_train": rng.random((20, 4096)),
-        "y_train": np.arange(20) % 10,
-        "X_test": rng.random((10, 4096)),
-        "y_test": np.arange(10),
-    }
-    arrays.update(overrides)
-    with h5py.File(path, "w") as f:
-        for key, value in arrays.items():
-            if value is not None:
-                f[key] = value
-    return path
-
-
 def test_loader_happy_path(tmp_path):
     path = _kaggle_file(tmp_path / "ok.h5")
     train = data.load(path, "train")
@@ -146,15 +131,6 @@ def test_malformed_files_give_one_clear_error(tmp_path, make, message):
         data.load(path, "train")
     assert message in str(error.value) and str(path) in str(error.value)
     assert "\n" not in str(error.value)
-
-
-def _written(path, content: bytes):
-    path.write_bytes(content)
-    return path
-
-
-def _truncated(path):
-    return _written(path, path.read_bytes()[: path.stat().st_size // 2])
 
 
 def test_cli_reports_a_bad_data_file_in_one_line_with_exit_2(tmp_path):

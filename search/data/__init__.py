@@ -15,13 +15,14 @@ import pandas as pd
 
 from search.data.cache import regenerated_file
 from search.data.colormap import ORANGES_LUT, colorize, colormap_indices
-from search.data.h5file import CLASSES, SIDE, read_split, sha256
+from search.data.h5file import CLASSES, SIDE, check_file, read_split, sha256
 
 __all__ = [
     "CLASSES",
     "ORANGES_LUT",
     "SIDE",
     "Volumes",
+    "check",
     "colorize",
     "colormap_indices",
     "load",
@@ -50,6 +51,13 @@ class Volumes:
 def resolve(path: str | os.PathLike | None) -> Path:
     """The data file to use: the given one, or the regenerated default (built and cached on first use)."""
     return Path(path) if path else regenerated_file()
+
+
+def check(path: str | os.PathLike | None) -> Path:
+    """The data file to use (see resolve), after validating all of it: every key, shape, dtype and value of both splits."""
+    path = resolve(path)
+    check_file(path)
+    return path
 
 
 def load(path: str | os.PathLike | None = None, split: str = "train") -> Volumes:

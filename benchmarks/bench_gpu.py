@@ -133,7 +133,7 @@ def main() -> int:
     from search import run
     from search.space import Settings
     from search.trial import Plan
-    from search.tuner import Resources
+    from search.resources import Resources
 
     train, val = data.train_val_split(data.load(data.resolve(None), "train"), 0.2, seed=0)
     if args.cpu_smoke:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from search import backend
 from search.errors import UserError
+from search.stopping import Stopped
 
 RESULTS = Path("results")
 
@@ -49,10 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--samples", type=_positive(int), help="number of trials (overrides the space file)")
     run.add_argument("--max-epochs", type=_positive(int), help="epoch cap per trial, ASHA's max_t (overrides the space file)")
     run.add_argument("--cpus-per-trial", type=_positive(float), default=1.0, help="CPUs per trial (default 1)")
-    run.add_argument("--gpus-per-trial", type=_non_negative(float), default=0.0, help="GPUs per trial, fractions allowed (default 0)")
+    run.add_argument("--gpus-per-trial", type=_gpu_share, default=0.0, help="GPUs per trial: a fraction below 1 or a whole number (default 0)")
     run.add_argument("--max-concurrent", type=_positive(int), help="at most this many trials at once")
     run.add_argument("--memory-per-trial", type=_positive(float), metavar="GIB",
                      help="memory each trial reserves on its node and may not outgrow (default: no limit)")
+    _wait_flag(run)
     run.add_argument("--results", type=Path, default=RESULTS, help="folder of run folders (default results/)")
     run.add_argument("--seed", type=_non_negative(int), help="seed of the sampler, split and trials (overrides the space file)")
     run.add_argument("--no-final", action="store_true", help="skip the final retrain and test")
@@ -64,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--address", help="Ray cluster address (default: as the run was started)")
     resume.add_argument("--no-final", action="store_true", help="skip the final retrain and test")
+    _wait_flag(resume)
 
     board = commands.add_parser("leaderboard", help="print a run's leaderboard")
     board.add_argument("run_dir", type=Path)
@@ -81,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _wait_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait-for-resources", type=_non_negative(float), metavar="SECONDS",
+                        help="wait this long for a node that can hold one trial before giving up (default: 0 on a "
+                             "local Ray or a cluster without an autoscaler, 600 on a `ray up` cluster)")
+
+
 def _backend_flag(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("--backend", choices=backend.BACKENDS, help=f"Keras backend (default: {default})")
 
@@ -94,6 +103,14 @@ def _positive(kind):
 
     parse.__name__ = kind.__name__
     return parse
+
+
+def _gpu_share(text: str) -> float:
+    """Ray shares a GPU in fractions below 1, or gives whole GPUs: 1.5 can never be placed."""
+    value = _non_negative(float)(text)
+    if value > 1 and value != int(value):
+        raise argparse.ArgumentTypeError(f"must be a fraction below 1 or a whole number of GPUs, got {text}")
+    return value
 
 
 def _non_negative(kind):
@@ -117,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Stopped as e:
+        print(f"stopped by {e}: Ray Tune's state and every finished trial are saved in {e.run_dir}. "
+              f"Continue with: python -m search resume {e.run_dir}", file=sys.stderr)
+        return e.exit_code
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -169,15 +190,15 @@ def _read_params(text: str) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     keras_backend = backend.choose(args.backend)  # before anything imports Keras
     params = _train_params(args)  # every flag and parameter is checked before data or Keras load
-    from search import files
+    from search import data, files
 
+    data_file = data.check(args.data)  # the whole file, test split included, with or without --test
     out = files.new_dir(args.out or RESULTS / f"train-{args.preset or 'params'}-{time.strftime('%Y%m%d-%H%M%S')}")
 
     import pandas as pd
 
-    from search import data, train
+    from search import train
 
-    data_file = data.resolve(args.data)
     train_set, val_set = data.train_val_split(data.load(data_file, "train"), args.val_fraction, seed=args.seed)
     print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set)}); params: {json.dumps(params)}")
     files.write_json(out / "params.json", {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file),
@@ -211,18 +232,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         samples=args.samples, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, seed=args.seed,
         final=not args.no_final, dashboard_host=args.dashboard_host, memory_per_trial=args.memory_per_trial,
-        backend=keras_backend,
+        backend=keras_backend, wait_for_resources=args.wait_for_resources,
     )
-    space, run_dir = run.prepare(options)  # space errors and an existing run folder stop us before Ray starts
+    # The space, the whole data file and the run folder (and its disk) are checked before Ray starts.
+    space, data_file, run_dir = run.prepare(options)
     print(f"run folder: {run_dir}")
-    _print_summary(run.start(options, space, run_dir))
+    _print_summary(run.start(options, space, data_file, run_dir))
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from search import run
 
-    _print_summary(run.resume(args.run_dir, args.address, final=not args.no_final))
+    _print_summary(run.resume(args.run_dir, args.address, final=not args.no_final,
+                              wait_for_resources=args.wait_for_resources))
     return 0
 
 

@@ -5,10 +5,11 @@ A reader (or a crash) never sees a half-written file, and a finished file is rep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,24 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def new_dir(path: str | os.PathLike) -> Path:
-    """Create a fresh output folder; refuse one that already has files, so no result is overwritten."""
+    """Create a fresh output folder and check we can write in it; refuse one that already has files, so no result is overwritten."""
     path = Path(path)
-    if path.exists() and any(path.iterdir()):
+    if path.is_dir() and any(path.iterdir()):
         raise UserError(f"{path}: output folder already exists and is not empty; choose another --out")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()  # a folder we may create but not write into fails here, not later
+    except OSError as e:
+        raise UserError(f"{path}: cannot write the output folder ({e.strerror or e})") from None
     return path
+
+
+@contextlib.contextmanager
+def removed_if_refused(path: Path) -> Iterator[None]:
+    """Remove the folder at path if the block raises while the folder is still empty: a refused run leaves nothing."""
+    try:
+        yield
+    except BaseException:
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        raise

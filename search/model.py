@@ -100,6 +100,11 @@ def _network(p: Mapping[str, Any]) -> keras.Model:
     return keras.Model(levels, outputs, name="conv3d")
 
 
+def count_params(params: Mapping[str, Any]) -> int:
+    """Weights of the network for feasible params, without compiling or training it (milliseconds)."""
+    return _network(validate(params)).count_params()
+
+
 def build_model(params: Mapping[str, Any], steps_per_epoch: int | None = None, steps_per_execution: int = 1) -> keras.Model:
     """Validate params and return the compiled model (Adam, sparse categorical crossentropy, accuracy).
 

@@ -17,9 +17,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from search import backend, data, files, leaderboard
+from search import backend, data, disk, files, leaderboard, resources
 from search.errors import UserError
 from search.space import Space, load_space
+from search.stopping import StopSignals
 
 FINAL_DIR = "final"
 
@@ -43,28 +44,39 @@ class RunOptions:
     dashboard_host: str = "127.0.0.1"
     memory_per_trial: float | None = None  # GiB
     backend: str | None = None  # Keras backend; None: $KERAS_BACKEND, else tensorflow
+    wait_for_resources: float | None = None  # s to wait for a node that fits a trial; None: resources.default_wait_s
 
 
-def prepare(options: RunOptions) -> tuple[Space, Path]:
-    """Everything that can be checked before Ray starts: the backend, the space, the overrides, a fresh run folder."""
+def prepare(options: RunOptions) -> tuple[Space, Path, Path]:
+    """Everything that can be checked before Ray starts: the backend, the space, the overrides, the whole data file,
+    a fresh run folder we can write, room for the checkpoints. Returns (space, data file, run folder)."""
     backend.choose(options.backend)  # before the space's keras-tuner imports Keras
     space = load_space(options.space_path)
     overrides = {k: v for k, v in {"samples": options.samples, "max_epochs": options.max_epochs,
                                    "seed": options.seed}.items() if v is not None}
     if overrides:
         space = dataclasses.replace(space, settings=space.settings.replace(**overrides))
+    data_file = data.check(options.data)
     name = options.name or f"{space.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return space, files.new_dir(options.results / name)
+    run_dir = files.new_dir(options.results / name)
+    with files.removed_if_refused(run_dir):
+        disk.check_room(run_dir, space)
+    return space, data_file, run_dir
 
 
-def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
-    """Run the search in run_dir (from prepare), then the final evaluation; return the summary."""
+def start(options: RunOptions, space: Space, data_file: Path, run_dir: Path) -> dict[str, Any]:
+    """Run the search in run_dir (from prepare), then the final evaluation; return the summary.
+
+    SIGTERM or Ctrl-C ends it with search.stopping.Stopped, after Tune saved its state: resume continues it.
+    """
     keras_backend = backend.choose(options.backend)
     from search import tuner
 
-    data_file = data.resolve(options.data)
     train, val = _search_data(data_file, space)
-    connect(options.address, options.dashboard_host, keras_backend)
+    with files.removed_if_refused(run_dir):
+        connect(options.address, options.dashboard_host, keras_backend)
+        resources.wait_until_placeable(_resources(dataclasses.asdict(options)),
+                                       _wait_s(options.wait_for_resources, options.address))
     info = {
         "command": sys.argv,
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()},
@@ -79,13 +91,16 @@ def start(options: RunOptions, space: Space, run_dir: Path) -> dict[str, Any]:
         "started": _now(),
     }
     files.write_json(run_dir / "run.json", info)
-    resources = _resources(info["options"])
-    tuner.make_tuner(space, train, val, run_dir, resources).fit()
-    _finalists(run_dir, info, space, train, val, resources)
-    return _finish(run_dir, info, data_file, resources, options.final)
+    trial_resources = _resources(info["options"])
+    with StopSignals(run_dir) as stop:
+        with stop.tune():
+            tuner.make_tuner(space, train, val, run_dir, trial_resources).fit()
+        _finalists(run_dir, info, space, train, val, trial_resources, stop)
+        return _finish(run_dir, info, data_file, trial_resources, options.final)
 
 
-def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dict[str, Any]:
+def resume(run_dir: Path, address: str | None = None, final: bool = True,
+           wait_for_resources: float | None = None) -> dict[str, Any]:
     """Continue an interrupted run to its original trial budget, then write the leaderboard and final test."""
     run_dir = Path(run_dir)
     info = _read_run(run_dir)
@@ -98,7 +113,7 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dic
     space = load_space(info["space"]["path"])
     if space.sha256 != info["space"]["sha256"]:
         raise UserError(f"{space.path}: the space file changed since the run started; resume needs the original")
-    data_file = Path(info["data"]["path"])
+    data_file = data.check(info["data"]["path"])
     if data.sha256(data_file) != info["data"]["sha256"]:
         raise UserError(f"{data_file}: the data file changed since the run started")
     settings = space.settings.replace(**{k: info["space"]["settings"][k] for k in ("samples", "max_epochs", "seed")})
@@ -107,17 +122,21 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True) -> dic
     opts = info["options"]
     address = address or opts["address"]
     connect(address, opts["dashboard_host"], keras_backend)
+    trial_resources = _resources(opts)
+    wait_s = wait_for_resources if wait_for_resources is not None else opts.get("wait_for_resources")
+    resources.wait_until_placeable(trial_resources, _wait_s(wait_s, address))
     info.setdefault("resumed", []).append({"at": _now(), "command": sys.argv, "cluster": _cluster(address)})
     files.write_json(run_dir / "run.json", info)
-    resources = _resources(opts)
-    if not info.get("search_ended"):  # else the search had finished: straight on to the finalists
-        tuner.restore_tuner(run_dir, train, val, resources, space.settings).fit()
-    _finalists(run_dir, info, space, train, val, resources)
-    return _finish(run_dir, info, data_file, resources, final and opts["final"])
+    with StopSignals(run_dir) as stop:
+        if not info.get("search_ended"):  # else the search had finished: straight on to the finalists
+            with stop.tune():
+                tuner.restore_tuner(run_dir, train, val, trial_resources, space.settings).fit()
+        _finalists(run_dir, info, space, train, val, trial_resources, stop)
+        return _finish(run_dir, info, data_file, trial_resources, final and opts["final"])
 
 
 def _finalists(run_dir: Path, info: dict[str, Any], space: Space, train: data.Volumes, val: data.Volumes,
-               resources) -> None:
+               trial_resources: resources.Resources, stop: StopSignals) -> None:
     """The finalist stage after the search: retrain the search's top configurations that have no finished finalist yet.
 
     A resumed run starts the unfinished finalists afresh in a new Tune experiment rather than restoring the
@@ -138,7 +157,8 @@ def _finalists(run_dir: Path, info: dict[str, Any], space: Space, train: data.Vo
     configs = [c for c in tuner.finalist_configs(records, settings) if c[tuner.FINALIST_KEY] not in done]
     if configs:
         print(f"finalists: retraining {len(configs)} of the top configurations for {settings.max_epochs} epochs", flush=True)
-        tuner.make_finalists_tuner(configs, settings, train, val, run_dir, resources).fit()
+        with stop.tune():
+            tuner.make_finalists_tuner(configs, settings, train, val, run_dir, trial_resources).fit()
 
 
 def final_for_rank(run_dir: Path, rank: int, address: str | None = None, keras_backend: str | None = None) -> dict[str, Any]:
@@ -154,7 +174,9 @@ def final_for_rank(run_dir: Path, rank: int, address: str | None = None, keras_b
     if not 1 <= rank <= len(trained):
         raise UserError(f"{run_dir}: --rank {rank} is out of range (the leaderboard has {len(trained)} trained trials)")
     opts = info["options"]
-    connect(address or opts["address"], opts["dashboard_host"], keras_backend)
+    address = address or opts["address"]
+    connect(address, opts["dashboard_host"], keras_backend)
+    resources.wait_until_placeable(_resources(opts), _wait_s(opts.get("wait_for_resources"), address))
     from search.final import run_final
 
     row = trained.iloc[rank - 1]
@@ -186,11 +208,13 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backen
         print(dashboard_login_hint(url=f"http://{url}"), flush=True)
 
 
-def _resources(options: dict[str, Any]):
-    from search.tuner import Resources
+def _resources(options: dict[str, Any]) -> resources.Resources:
+    return resources.Resources(options["cpus_per_trial"], options["gpus_per_trial"], options["max_concurrent"],
+                               options.get("memory_per_trial"))
 
-    return Resources(options["cpus_per_trial"], options["gpus_per_trial"], options["max_concurrent"],
-                     options.get("memory_per_trial"))
+
+def _wait_s(wait_for_resources: float | None, address: str | None) -> float:
+    return resources.default_wait_s(address) if wait_for_resources is None else wait_for_resources
 
 
 def _run_backend(info: dict[str, Any]) -> str:
@@ -225,7 +249,7 @@ def _search_data(data_file: Path, space: Space) -> tuple[data.Volumes, data.Volu
     return data.train_val_split(data.load(data_file, "train"), space.settings.val_fraction, seed=space.settings.seed)
 
 
-def _finish(run_dir: Path, info: dict, data_file: Path, resources, final: bool) -> dict[str, Any]:
+def _finish(run_dir: Path, info: dict, data_file: Path, trial_resources: resources.Resources, final: bool) -> dict[str, Any]:
     records = leaderboard.Records.load(run_dir)
     board = leaderboard.write(run_dir, records)
     info["ended"] = _now()
@@ -244,7 +268,7 @@ def _finish(run_dir: Path, info: dict, data_file: Path, resources, final: bool) 
     if final and not (run_dir / FINAL_DIR / "test_metrics.json").exists():
         from search.final import run_final
 
-        metrics = run_final(params, data_file, run_dir / FINAL_DIR, resources.cpus, resources.gpus)
+        metrics = run_final(params, data_file, run_dir / FINAL_DIR, trial_resources.cpus, trial_resources.gpus)
         summary["test_accuracy"] = metrics["accuracy"]
     elif final:
         summary["test_accuracy"] = json.loads((run_dir / FINAL_DIR / "test_metrics.json").read_text())["accuracy"]

@@ -113,15 +113,23 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
 
 def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: dict, started: float,
                     plan: Plan, fault: str | None = None) -> None:
-    model, initial_epoch, seconds_before = None, 0, 0.0
+    model, initial_epoch, seconds_before, history = None, 0, 0.0, []
     checkpoint = tune.get_checkpoint()
     if checkpoint:  # resumed after a lost worker or driver: continue where the last epoch ended
         model, state = _load_newest(checkpoint)
-        initial_epoch, seconds_before = state["epoch"], state["train_seconds"]
-        if initial_epoch >= params["epochs"]:  # it had finished; Ray's state lagged behind
-            tune.report({**state["last"], "status": COMPLETED})
+        initial_epoch, seconds_before, history = state["epoch"], state["train_seconds"], state.get("history", [])
+        # Epochs after the checkpoint Tune restored were trained (a newer checkpoint holds them) but never
+        # reached the driver: report them again, so that Tune's iteration stays equal to the epoch (ASHA's
+        # clock) and the records have no gap. Checkpoints from before "history" was kept have only "last".
+        known = _epoch_of(checkpoint, default=initial_epoch)
+        missed = history[known:initial_epoch] if history else [state["last"]] if initial_epoch > known else []
+        for metrics in missed:
+            tune.report(metrics)
+        if initial_epoch >= params["epochs"]:  # it had finished
+            if not missed:
+                tune.report({**state["last"], "status": COMPLETED})
             return
-    report = _ReportEachEpoch(params, {**info, "resumed_from": initial_epoch}, started - seconds_before, plan)
+    report = _ReportEachEpoch(params, {**info, "resumed_from": initial_epoch}, started - seconds_before, plan, history)
     callbacks = [report] + ([_InjectFault(fault)] if fault else [])
     training.fit(params, train, val, initial_epoch=initial_epoch, model=model, callbacks=callbacks, verbose=0,
                  steps_per_execution=plan.steps_per_execution)
@@ -147,6 +155,15 @@ def _load_newest(checkpoint: tune.Checkpoint) -> tuple[keras.Model, dict]:
     raise RuntimeError(f"no readable checkpoint next to {named}")
 
 
+def _epoch_of(checkpoint: tune.Checkpoint, default: int) -> int:
+    """The epoch of the checkpoint itself (not of a newer one beside it); default if it cannot be read."""
+    try:
+        with checkpoint.as_directory() as local:
+            return json.loads((Path(local) / "state.json").read_text())["epoch"]
+    except Exception:  # noqa: BLE001 - then nothing is reported again
+        return default
+
+
 class _InjectFault(keras.callbacks.Callback):
     """A fault on purpose, through the real failure paths: "raise" raises, "nan" makes the next loss NaN."""
 
@@ -167,9 +184,11 @@ class _InjectFault(keras.callbacks.Callback):
 class _ReportEachEpoch(keras.callbacks.Callback):
     """Reports each epoch's metrics to Tune, with a checkpoint of the model to resume from where the plan says."""
 
-    def __init__(self, params: dict[str, Any], info: dict, started: float, plan: Plan = Plan()):
+    def __init__(self, params: dict[str, Any], info: dict, started: float, plan: Plan = Plan(),
+                 history: list[dict] | None = None):
         super().__init__()
         self.params_, self.info, self.started, self.plan = params, info, started, plan
+        self.history = list(history or [])  # every epoch's report so far, kept in each checkpoint
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -189,12 +208,15 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             self.model.stop_training = True
             tune.report(metrics)
             return
-        if not self.plan.checkpoint_at(epoch + 1, self.params_["epochs"]):
-            tune.report({**metrics, "checkpointed": False})
+        # the driver persists its records at every checkpoint (see tuner.RecordKeeper)
+        metrics["checkpointed"] = self.plan.checkpoint_at(epoch + 1, self.params_["epochs"])
+        self.history.append(metrics)
+        if not metrics["checkpointed"]:
+            tune.report(metrics)
             return
-        metrics["checkpointed"] = True  # the driver persists its records at every checkpoint (see tuner.RecordKeeper)
         with tempfile.TemporaryDirectory() as directory:
             self.model.save(Path(directory) / "model.keras")
-            state = {"epoch": epoch + 1, "train_seconds": metrics["train_seconds"], "last": metrics}
+            state = {"epoch": epoch + 1, "train_seconds": metrics["train_seconds"], "last": metrics,
+                     "history": self.history}
             (Path(directory) / "state.json").write_text(json.dumps(state))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -10,7 +10,6 @@ import copy
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search import leaderboard
 from search.data import Volumes
+from search.resources import Resources
 from search.space import Settings, Space, define_by_run
 from search.trial import BASELINE_KEY, ERROR, FINALIST_KEY, METRIC, OOM, Plan, run_trial, split_config
 
@@ -31,19 +31,6 @@ SEARCH, FINALIST = leaderboard.SEARCH, leaderboard.FINALIST  # the stages
 # With num_to_keep set each checkpoint forces a save of Tune's experiment state: that keeps resume's
 # view fresh (on purpose), so Tune's warning about it is only noise.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Per-trial resources (fractions allowed) and how many trials may run at once.
-
-    memory_gib reserves memory on a node for each trial, and the trial holds itself to it (see search.trial).
-    """
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-    max_concurrent: int | None = None
-    memory_gib: float | None = None
 
 
 class BaselinesFirst(Searcher):

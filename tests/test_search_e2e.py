@@ -136,6 +136,39 @@ def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):
     assert len(json.loads((run_dir / "run.json").read_text())["resumed"]) == 1
 
 
+def test_sigterm_stops_cleanly_and_resume_loses_nothing_and_reruns_nothing(small_data_file, tmp_path):
+    # SIGTERM to the driver alone, as `ray job stop`, Kubernetes or a batch scheduler sends it.
+    run_dir = tmp_path / "stopped"
+    log = tmp_path / "driver.log"
+    driver = start(log, "run", str(SPACES / "steady.py"), "--data", str(small_data_file), "--results", str(tmp_path),
+                   "--name", "stopped", "--samples", "2", "--max-concurrent", "1", "--no-final")
+    wait_for(run_dir, driver, "a finished and a running trial", finished_and_running, log=log)
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
+    output = log.read_text()
+    assert output.splitlines()[-1] == (f"stopped by SIGTERM: Ray Tune's state and every finished trial are saved in "
+                                       f"{run_dir}. Continue with: python -m search resume {run_dir}")
+    assert "Traceback" not in output
+    before = leaderboard.Records.load(run_dir).trials
+    board = pd.read_csv(run_dir / "leaderboard.csv")  # consistent with the records: every trial, one row each
+    assert sorted(board["trial_id"]) == sorted(before) and "running" in set(board["status"])
+    assert not json.loads((run_dir / "run.json").read_text()).get("search_ended")
+
+    result = _search("resume", str(run_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = leaderboard.Records.load(run_dir).trials
+    assert len(after) == 2 and {r.status for r in after.values()} == {"completed"}, after  # none lost, none extra
+    for trial_id, record in before.items():
+        if record.status == "completed":  # finished before the stop: not run again
+            assert after[trial_id].train_seconds == record.train_seconds and after[trial_id].epochs == record.epochs
+        else:  # stopped mid-run: continued from its checkpoint, its epochs kept
+            assert set(record.epochs) <= set(after[trial_id].epochs) and sorted(after[trial_id].epochs) == [1, 2, 3, 4]
+            assert all(after[trial_id].epochs[e] == record.epochs[e] for e in record.epochs)
+    # Tune's iteration (ASHA's clock) is the epoch in every result, resumed trials included.
+    results = [json.loads(line) for path in (run_dir / "tune").glob("*/result.json") for line in path.read_text().splitlines()]
+    assert len(results) == 2 * 4 and all(r["training_iteration"] == r["epoch"] for r in results)
+
+
 def test_resume_after_the_driver_is_killed_in_the_finalist_stage(small_data_file, tmp_path):
     run_dir = tmp_path / "killed"
     log = tmp_path / "driver.log"

@@ -130,7 +130,7 @@ def main() -> int:
     from search import backend, data
 
     keras_backend = backend.choose(None)
-    from search import run
+    from search import connection
     from search.space import Settings
     from search.trial import Plan
     from search.resources import Resources
@@ -140,7 +140,7 @@ def main() -> int:
         train, val = data.Volumes(train.x[:240], train.y[:240]), data.Volumes(val.x[:60], val.y[:60])
     params = {**(SMOKE if args.cpu_smoke else CONFIG), "epochs": args.epochs, "schedule_epochs": args.epochs}
     configs = [dict(params) for _ in range(args.trials)]
-    run.connect(None, keras_backend=keras_backend)
+    connection.connect(None, keras_backend=keras_backend)
     resources = Resources(args.cpus_per_trial, args.gpus_per_trial)
     defaults = Settings()
     stages = [("before", Plan(checkpoint_every=1, steps_per_execution=1), 0.0),

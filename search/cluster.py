@@ -72,6 +72,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from search.connection import dashboard_login_hint
 from search.errors import UserError
 
 STATE_FILE = "cluster.json"
@@ -262,41 +263,6 @@ def load(cluster: str | os.PathLike | None = None) -> ClusterInfo:
     if not path.is_file():
         raise UserError(f"no local cluster is up in {root} (start one with `python -m search cluster up`)")
     return ClusterInfo.from_json(json.loads(path.read_text()))
-
-
-def dashboard_login_hint(cluster: ClusterInfo | None = None, url: str | None = None) -> str:
-    """How to open the dashboard (of cluster, or at url) and log in with Ray 2.60's token, as text for a person."""
-    url = url or (cluster.dashboard_url if cluster else "http://127.0.0.1:8265")
-    auth = cluster.auth if cluster else _dashboard_auth(url)
-    if not auth:
-        return (f"Dashboard: {url} (token authentication is off: anyone who can reach "
-                "the port can use it, including Ray's job API)")
-    port = url.rsplit(":", 1)[-1]
-    where = ("listens on 127.0.0.1 only; from another machine use an SSH tunnel, "
-             f"e.g. `ssh -L {port}:127.0.0.1:{port} host` or `ray dashboard cluster/ray-cluster.yaml`"
-             if "//127.0.0.1:" in url or "//localhost:" in url else
-             "listens beyond this machine: anyone with the token who reaches it can run code through Ray's job API")
-    return "\n".join([
-        f"Dashboard: {url}  ({where})",
-        "Token authentication is on (RAY_AUTH_MODE=token): without the token the page only asks for it, "
-        "and /api/* answers 401 (403 for a wrong token).",
-        "  Log in: paste the token into the page's prompt; print it with `ray get-auth-token` "
-        "(it is ~/.ray/auth_token unless RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH is set). "
-        "The dashboard keeps it in an HttpOnly cookie (ray-authentication-token, 30 days).",
-        "  Scripts and curl: send `Authorization: Bearer <token>` "
-        "(e.g. curl -H \"Authorization: Bearer $(ray get-auth-token)\" " + url + "/api/version).",
-        "  Drivers and `ray job submit`: set RAY_AUTH_MODE=token in their environment (an explicit "
-        "--address never turns it on by itself), with the token in ~/.ray/auth_token or RAY_AUTH_TOKEN.",
-    ])
-
-
-def _dashboard_auth(url: str) -> bool:
-    """Whether the dashboard at url asks for a token (it says so without one); assume yes if it can't be asked."""
-    try:
-        with urllib.request.urlopen(url + "/api/authentication_mode", timeout=5) as response:
-            return json.load(response).get("authentication_mode") != "disabled"
-    except (OSError, ValueError):
-        return True
 
 
 # --- processes -------------------------------------------------------------------------------------
@@ -559,7 +525,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         print(f"  address:   {info.address}")
         print(f"  search:    {env} python -m search run spaces/quick.py --address {info.address}")
         print(f"  workers:   {', '.join(f'{w.name} ({w.node_id[:8]})' for w in info.workers) or 'none'}")
-        print(dashboard_login_hint(info))
+        print(dashboard_login_hint(info.dashboard_url, info.auth))
         print(f"stop it with: python -m search cluster down{' --dir ' + str(args.dir) if args.dir else ''}")
     elif args.cluster_command == "down":
         root = Path(args.dir or default_root())

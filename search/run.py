@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from search import backend, data, disk, files, leaderboard, resources
+from search import backend, connection, data, disk, files, leaderboard, resources
 from search.errors import UserError
 from search.space import Space, load_space
 from search.stopping import StopSignals
@@ -74,7 +74,7 @@ def start(options: RunOptions, space: Space, data_file: Path, run_dir: Path) -> 
 
     train, val = _search_data(data_file, space)
     with files.removed_if_refused(run_dir):
-        connect(options.address, options.dashboard_host, keras_backend)
+        connection.connect(options.address, options.dashboard_host, keras_backend)
         resources.wait_until_placeable(_resources(dataclasses.asdict(options)),
                                        _wait_s(options.wait_for_resources, options.address))
     info = {
@@ -87,7 +87,7 @@ def start(options: RunOptions, space: Space, data_file: Path, run_dir: Path) -> 
         "backend": keras_backend,
         "versions": _versions(),
         "worker_env": backend.env_vars(keras_backend),
-        "cluster": _cluster(options.address),
+        "cluster": connection.facts(options.address),
         "started": _now(),
     }
     files.write_json(run_dir / "run.json", info)
@@ -107,7 +107,7 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True,
     keras_backend = backend.choose(_run_backend(info))  # the run's, before the tuner imports Keras
     from search import tuner
 
-    _reap_dead_driver(run_dir, info)
+    connection.reap_dead_driver(run_dir, info)
     if not tuner.can_restore(run_dir):
         raise UserError(f"{run_dir}: no Ray Tune experiment state to resume (was the run started?)")
     space = load_space(info["space"]["path"])
@@ -121,11 +121,11 @@ def resume(run_dir: Path, address: str | None = None, final: bool = True,
     train, val = _search_data(data_file, space)
     opts = info["options"]
     address = address or opts["address"]
-    connect(address, opts["dashboard_host"], keras_backend)
+    connection.connect(address, opts["dashboard_host"], keras_backend)
     trial_resources = _resources(opts)
     wait_s = wait_for_resources if wait_for_resources is not None else opts.get("wait_for_resources")
     resources.wait_until_placeable(trial_resources, _wait_s(wait_s, address))
-    info.setdefault("resumed", []).append({"at": _now(), "command": sys.argv, "cluster": _cluster(address)})
+    info.setdefault("resumed", []).append({"at": _now(), "command": sys.argv, "cluster": connection.facts(address)})
     files.write_json(run_dir / "run.json", info)
     with StopSignals(run_dir) as stop:
         if not info.get("search_ended"):  # else the search had finished: straight on to the finalists
@@ -175,7 +175,7 @@ def final_for_rank(run_dir: Path, rank: int, address: str | None = None, keras_b
         raise UserError(f"{run_dir}: --rank {rank} is out of range (the leaderboard has {len(trained)} trained trials)")
     opts = info["options"]
     address = address or opts["address"]
-    connect(address, opts["dashboard_host"], keras_backend)
+    connection.connect(address, opts["dashboard_host"], keras_backend)
     resources.wait_until_placeable(_resources(opts), _wait_s(opts.get("wait_for_resources"), address))
     from search.final import run_final
 
@@ -184,28 +184,6 @@ def final_for_rank(run_dir: Path, rank: int, address: str | None = None, keras_b
     out = run_dir / (FINAL_DIR if rank == 1 and not (run_dir / FINAL_DIR).exists() else f"{FINAL_DIR}-rank-{rank}")
     metrics = run_final(params, Path(info["data"]["path"]), out, opts["cpus_per_trial"], opts["gpus_per_trial"])
     return {"trial_id": row["trial_id"], "test_accuracy": metrics["accuracy"], "final_dir": str(out)}
-
-
-def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backend: str = backend.DEFAULT) -> None:
-    """Start a local Ray (dashboard on dashboard_host) or join the cluster at address ("auto" for the local one).
-
-    Every worker process of this job gets KERAS_BACKEND=keras_backend (and the backend's other variables).
-    """
-    import ray
-
-    if ray.is_initialized():
-        return
-    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning",
-                        **backend.env_vars(keras_backend)}}
-    if address:
-        context = ray.init(address=address, runtime_env=env)
-    else:
-        context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, runtime_env=env)
-    url = getattr(context, "dashboard_url", None)
-    if url:
-        from search.cluster import dashboard_login_hint
-
-        print(dashboard_login_hint(url=f"http://{url}"), flush=True)
 
 
 def _resources(options: dict[str, Any]) -> resources.Resources:
@@ -220,28 +198,6 @@ def _wait_s(wait_for_resources: float | None, address: str | None) -> float:
 def _run_backend(info: dict[str, Any]) -> str:
     """The Keras backend a run was made with (runs from before backends were recorded used TensorFlow)."""
     return info.get("backend") or backend.DEFAULT
-
-
-def _reap_dead_driver(run_dir: Path, info: dict[str, Any]) -> None:
-    """Refuse to resume a run whose driver is alive; kill what a dead driver's local Ray left running.
-
-    When a driver that started its own Ray is SIGKILLed, Ray's core processes exit with it but some
-    helpers (the dashboard and runtime-env agents) live on, orphaned. They hold files in that Ray
-    session's folder, which is how we recognise them.
-    """
-    import psutil
-
-    last = (info.get("resumed") or [info])[-1]["cluster"]
-    if psutil.pid_exists(last["pid"]) and "search" in " ".join(psutil.Process(last["pid"]).cmdline()):
-        raise UserError(f"{run_dir}: its driver (pid {last['pid']}) is still running; stop it before resuming")
-    if last.get("address") or not last.get("session"):
-        return  # a cluster we joined belongs to its owner, not to us
-    for process in psutil.process_iter():
-        try:
-            if any(last["session"] in f.path for f in process.open_files()):
-                process.kill()
-        except (psutil.Error, OSError):
-            continue
 
 
 def _search_data(data_file: Path, space: Space) -> tuple[data.Volumes, data.Volumes]:
@@ -303,15 +259,6 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
-
-
-def _cluster(address: str | None) -> dict[str, Any]:
-    import ray
-
-    return {"address": address,  # None: a local Ray that this driver started
-            "session": ray.get_runtime_context().get_session_name(),
-            "resources": ray.cluster_resources(), "nodes": len([n for n in ray.nodes() if n["Alive"]]),
-            "host": platform.node(), "pid": os.getpid()}
 
 
 def _now() -> str:

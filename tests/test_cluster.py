@@ -23,7 +23,7 @@ import ray
 import ray.autoscaler
 import yaml
 
-from search import cluster
+from search import cluster, connection
 from search.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,7 +292,7 @@ def test_down_with_nothing_running_is_a_no_op_and_removes_only_its_own_files(tmp
 
 
 def test_dashboard_login_hint_says_where_the_token_is_and_how_to_send_it():
-    hint = cluster.dashboard_login_hint(_info())
+    hint = connection.dashboard_login_hint(_info().dashboard_url, auth=True)
     for needed in ("http://127.0.0.1:8265", "ray get-auth-token", "~/.ray/auth_token", "Authorization: Bearer",
                    "RAY_AUTH_MODE=token", "401"):
         assert needed in hint

@@ -28,8 +28,8 @@ def test_on_by_default_and_a_users_setting_wins():
 
 DRIVER = """
 import sys, ray
-from search import run
-run.connect(sys.argv[1])
+from search import connection
+connection.connect(sys.argv[1])
 
 @ray.remote(num_cpus=1)
 def probe():

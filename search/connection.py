@@ -1,0 +1,103 @@
+"""Connecting to Ray: start a local Ray or join a cluster, with the job's worker environment; how to log in to
+the dashboard; and, on resume, clearing what a dead driver's local Ray left running.
+
+Starting and stopping clusters is Ray's (`ray start`, `ray up`, KubeRay); this module only joins one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from search import backend
+from search.errors import UserError
+
+
+def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backend: str = backend.DEFAULT) -> None:
+    """Start a local Ray (dashboard on dashboard_host) or join the cluster at address ("auto" for the local one).
+
+    Every worker process of this job gets KERAS_BACKEND=keras_backend (and the backend's other variables).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning",
+                        **backend.env_vars(keras_backend)}}
+    if address:
+        context = ray.init(address=address, runtime_env=env)
+    else:
+        context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, runtime_env=env)
+    url = getattr(context, "dashboard_url", None)
+    if url:
+        print(dashboard_login_hint(f"http://{url}"), flush=True)
+
+
+def dashboard_login_hint(url: str, auth: bool | None = None) -> str:
+    """How to open the dashboard at url and log in with Ray 2.60's token, as text for a person (auth None: ask it)."""
+    auth = _dashboard_auth(url) if auth is None else auth
+    if not auth:
+        return (f"Dashboard: {url} (token authentication is off: anyone who can reach "
+                "the port can use it, including Ray's job API)")
+    port = url.rsplit(":", 1)[-1]
+    where = ("listens on 127.0.0.1 only; from another machine use an SSH tunnel, "
+             f"e.g. `ssh -L {port}:127.0.0.1:{port} host` or `ray dashboard cluster/ray-cluster.yaml`"
+             if "//127.0.0.1:" in url or "//localhost:" in url else
+             "listens beyond this machine: anyone with the token who reaches it can run code through Ray's job API")
+    return "\n".join([
+        f"Dashboard: {url}  ({where})",
+        "Token authentication is on (RAY_AUTH_MODE=token): without the token the page only asks for it, "
+        "and /api/* answers 401 (403 for a wrong token).",
+        "  Log in: paste the token into the page's prompt; print it with `ray get-auth-token` "
+        "(it is ~/.ray/auth_token unless RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH is set). "
+        "The dashboard keeps it in an HttpOnly cookie (ray-authentication-token, 30 days).",
+        "  Scripts and curl: send `Authorization: Bearer <token>` "
+        "(e.g. curl -H \"Authorization: Bearer $(ray get-auth-token)\" " + url + "/api/version).",
+        "  Drivers and `ray job submit`: set RAY_AUTH_MODE=token in their environment (an explicit "
+        "--address never turns it on by itself), with the token in ~/.ray/auth_token or RAY_AUTH_TOKEN.",
+    ])
+
+
+def _dashboard_auth(url: str) -> bool:
+    """Whether the dashboard at url asks for a token (it says so without one); assume yes if it can't be asked."""
+    try:
+        with urllib.request.urlopen(url + "/api/authentication_mode", timeout=5) as response:
+            return json.load(response).get("authentication_mode") != "disabled"
+    except (OSError, ValueError):
+        return True
+
+
+def reap_dead_driver(run_dir: Path, info: dict[str, Any]) -> None:
+    """Refuse to resume a run whose driver is alive; kill what a dead driver's local Ray left running.
+
+    When a driver that started its own Ray is SIGKILLed, Ray's core processes exit with it but some
+    helpers (the dashboard and runtime-env agents) live on, orphaned. They hold files in that Ray
+    session's folder, which is how we recognise them.
+    """
+    import psutil
+
+    last = (info.get("resumed") or [info])[-1]["cluster"]
+    if psutil.pid_exists(last["pid"]) and "search" in " ".join(psutil.Process(last["pid"]).cmdline()):
+        raise UserError(f"{run_dir}: its driver (pid {last['pid']}) is still running; stop it before resuming")
+    if last.get("address") or not last.get("session"):
+        return  # a cluster we joined belongs to its owner, not to us
+    for process in psutil.process_iter():
+        try:
+            if any(last["session"] in f.path for f in process.open_files()):
+                process.kill()
+        except (psutil.Error, OSError):
+            continue
+
+
+def facts(address: str | None) -> dict[str, Any]:
+    """Where this driver runs and what the cluster has, for run.json (resume reads "pid", "session", "address")."""
+    import ray
+
+    return {"address": address,  # None: a local Ray that this driver started
+            "session": ray.get_runtime_context().get_session_name(),
+            "resources": ray.cluster_resources(), "nodes": len([n for n in ray.nodes() if n["Alive"]]),
+            "host": platform.node(), "pid": os.getpid()}

@@ -46,7 +46,7 @@ def _param_counts(space: Space) -> list[int]:
     import optuna
 
     from search import model, params
-    from search.space import sample
+    from search.bridge import sample
 
     configs = list(space.settings.baseline_configs().values())
     verbosity = optuna.logging.get_verbosity()

@@ -22,7 +22,9 @@ from ray.tune.search.optuna import OptunaSearch
 from search import leaderboard
 from search.data import Volumes
 from search.resources import Resources
-from search.space import Settings, Space, define_by_run
+from search.bridge import define_by_run
+from search.settings import Settings
+from search.space import Space
 from search.trial import BASELINE_KEY, ERROR, FINALIST_KEY, METRIC, OOM, Plan, run_trial, split_config
 
 TUNE_DIR = "tune"  # Ray's experiment folder inside the run folder

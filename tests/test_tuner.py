@@ -6,7 +6,7 @@ from __future__ import annotations
 from ray.exceptions import ActorDiedError, OutOfMemoryError
 
 from search.leaderboard import Records
-from search.space import Settings
+from search.settings import Settings
 from search.trial import FINALIST_KEY, Plan
 from search.tuner import asha_rungs, failure_status, finalist_configs, plan
 

@@ -131,7 +131,7 @@ def main() -> int:
 
     keras_backend = backend.choose(None)
     from search import connection
-    from search.space import Settings
+    from search.settings import Settings
     from search.trial import Plan
     from search.resources import Resources
 

@@ -79,6 +79,7 @@ def run_stage(name, trial_plan, write_every, configs, train, val, resources, sam
     from ray import tune
 
     from search import tuner
+    from search.protocol import Stage
 
     tuner.RecordKeeper.WRITE_EVERY_S = write_every
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-gpu-{name}-"))
@@ -88,7 +89,7 @@ def run_stage(name, trial_plan, write_every, configs, train, val, resources, sam
         def on_trial_result(self, iteration, trials, trial, result, **info):
             seen.setdefault(trial.trial_id, []).append(time.monotonic())
 
-    run_config = tuner._run_config(run_dir, "tune", tuner.SEARCH)
+    run_config = tuner._run_config(run_dir, "tune", Stage.SEARCH)
     run_config.callbacks.append(Clock())
     t = tune.Tuner(
         tuner._trainable(train, val, resources, trial_plan),

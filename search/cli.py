@@ -164,11 +164,10 @@ def _train_params(args: argparse.Namespace) -> dict:
     if args.params:
         params.update(_read_params(args.params))
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
-    params = schema.validate({**params, **{k: v for k, v in overrides.items() if v is not None}})
-    reason = schema.check(params)
-    if reason:
-        raise UserError(f"train: infeasible architecture: {reason}")
-    return params
+    try:
+        return schema.feasible({**params, **{k: v for k, v in overrides.items() if v is not None}})
+    except schema.Infeasible as e:
+        raise UserError(f"train: infeasible architecture: {e}") from None
 
 
 def _read_params(text: str) -> dict:

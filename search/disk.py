@@ -47,6 +47,7 @@ def _param_counts(space: Space) -> list[int]:
 
     from search import model, params
     from search.bridge import sample
+    from search.protocol import split_config
 
     configs = list(space.settings.baseline_configs().values())
     verbosity = optuna.logging.get_verbosity()
@@ -56,5 +57,5 @@ def _param_counts(space: Space) -> list[int]:
         configs += [sample(space, study.ask()) for _ in range(DRAWS)]
     finally:
         optuna.logging.set_verbosity(verbosity)
-    hyperparameters = [params.validate({k: v for k, v in c.items() if k != params.FAULT_KEY}) for c in configs]
+    hyperparameters = [params.validate(split_config(c)[0]) for c in configs]
     return [model.count_params(c) for c in hyperparameters if params.check(c) is None] or [0]

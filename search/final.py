@@ -14,7 +14,7 @@ from typing import Any
 import ray
 
 from search import data, files
-from search.errors import UserError
+from search.errors import UserError, exception_line, one_line
 
 
 def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test: data.Volumes) -> tuple[dict[str, Any], bytes]:
@@ -50,7 +50,7 @@ def run_final(params: dict[str, Any], data_file: Path, out_dir: Path, cpus: floa
     try:
         metrics, model_bytes = ray.get(remote.remote(params, train_full, test))
     except ray.exceptions.RayTaskError as e:
-        raise UserError(f"final retrain failed: {str(e.cause).strip().splitlines()[-1] if e.cause else e}") from None
+        raise UserError(f"final retrain failed: {one_line(e.cause) if e.cause else exception_line(str(e))}") from None
     files.write_atomic(out_dir / "model.keras", lambda tmp: tmp.write_bytes(model_bytes))
     files.write_json(out_dir / "test_metrics.json", metrics)
     return metrics

@@ -17,14 +17,8 @@ import pandas as pd
 
 from search import files
 from search.params import PARAMS
+from search.protocol import ENDED, Stage, Status
 
-# Outcomes a trial reports itself (see search.trial) plus the two the driver decides.
-STOPPED = "stopped"  # ended by the scheduler (ASHA) before its epoch budget
-BASELINE = "baseline"  # a reference configuration (a seed preset) evaluated beside the search
-LOST = "lost"  # started by a driver that died before Ray saved it; the resumed search sampled another
-SEARCH, FINALIST = "search", "finalist"  # a record's stage: sampled by the search, or a finalist's full-budget retrain
-TERMINAL_BY_TRIAL = ("completed", "infeasible", "diverged", "oom", "error")
-FINAL = (*TERMINAL_BY_TRIAL, STOPPED, BASELINE, LOST)  # a record that has ended; nothing later changes it
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 LEADERBOARD_COLUMNS = [
@@ -40,7 +34,7 @@ class TrialRecord:
     trial_id: str
     params: dict[str, Any]
     baseline: str = ""
-    status: str = "running"
+    status: str = Status.RUNNING
     error: str = ""
     node: str = ""  # the Ray node it last ran on (each epoch's node is in epochs)
     param_count: int | None = None
@@ -48,7 +42,7 @@ class TrialRecord:
     # epoch -> its metrics, the node it trained on, and the checkpointed epoch that stretch of
     # training resumed from (0: a fresh start)
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
-    stage: str = SEARCH
+    stage: str = Stage.SEARCH
     finalist_of: str = ""  # a finalist: the search trial whose configuration it retrained at the full budget
 
     def nodes(self) -> str:
@@ -70,7 +64,7 @@ class Records:
         self.trials = trials or {}
 
     def report(self, trial_id: str, params: dict[str, Any], baseline: str, result: dict[str, Any],
-               stage: str = SEARCH, finalist_of: str = "") -> TrialRecord:
+               stage: str = Stage.SEARCH, finalist_of: str = "") -> TrialRecord:
         """Fold one reported result (one epoch, or a terminal status) into the trial's record."""
         record = self.trials.setdefault(trial_id, TrialRecord(trial_id, params, baseline, stage=stage,
                                                               finalist_of=finalist_of))
@@ -97,20 +91,20 @@ class Records:
         record = self.trials.get(trial_id)
         if record is None:
             return
-        if error and record.status not in FINAL:
-            record.status, record.error = status or "error", error
-        elif record.status not in FINAL:
-            record.status = STOPPED
-        if record.baseline and record.stage == SEARCH and record.status in ("completed", STOPPED):
-            record.status = BASELINE
+        if error and record.status not in ENDED:
+            record.status, record.error = status or Status.ERROR, error
+        elif record.status not in ENDED:
+            record.status = Status.STOPPED
+        if record.baseline and record.stage == Stage.SEARCH and record.status in (Status.COMPLETED, Status.STOPPED):
+            record.status = Status.BASELINE
 
-    def mark_lost(self, known: set[str], stage: str = SEARCH) -> None:
+    def mark_lost(self, known: set[str], stage: str = Stage.SEARCH) -> None:
         """Unfinished records of `stage` whose trials the (restored) experiment does not know: their driver died first."""
         for record in self.trials.values():
-            if record.stage == stage and record.trial_id not in known and record.status not in FINAL:
-                record.status = LOST
+            if record.stage == stage and record.trial_id not in known and record.status not in ENDED:
+                record.status = Status.LOST
                 record.error = ("its driver died before Ray saved this trial; the resumed search sampled another"
-                                if stage == SEARCH else "its driver died; the resumed run trained this finalist again")
+                                if stage == Stage.SEARCH else "its driver died; the resumed run trained this finalist again")
 
     def to_json(self) -> dict[str, Any]:
         return {tid: asdict(r) for tid, r in self.trials.items()}
@@ -138,8 +132,8 @@ def leaderboard(records: Records) -> pd.DataFrame:
         best = r.best()
         rows.append({
             "trial_id": r.trial_id,
-            "stage": r.stage,
-            "status": r.status,
+            "stage": str(r.stage),  # plain text in the frame, whether the record came from memory or JSON
+            "status": str(r.status),
             "best_val_accuracy": best[1]["val_accuracy"] if best else math.nan,
             "best_epoch": best[0] if best else 0,
             "epochs_trained": max(r.epochs, default=0),
@@ -156,8 +150,8 @@ def leaderboard(records: Records) -> pd.DataFrame:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     frame = pd.DataFrame(rows)
     # Finalists that trained (or train) their full budget, then the search, then finalists that failed or were lost.
-    good = frame["status"].isin(["running", "completed"])
-    frame["_group"] = (frame["stage"] != FINALIST).astype(int) + 2 * ((frame["stage"] == FINALIST) & ~good)
+    good = frame["status"].isin([Status.RUNNING, Status.COMPLETED])
+    frame["_group"] = (frame["stage"] != Stage.FINALIST).astype(int) + 2 * ((frame["stage"] == Stage.FINALIST) & ~good)
     frame = frame.sort_values(["_group", "best_val_accuracy", "best_epoch", "trial_id"],
                               ascending=[True, False, True, True], na_position="last").drop(columns="_group")
     frame.insert(0, "rank", range(1, len(frame) + 1))

@@ -21,8 +21,7 @@ from keras import layers, ops
 
 from search.augment import Augment3D
 from search.data.colormap import LEVELS, ORANGES_LUT
-from search.errors import UserError
-from search.params import INPUT_SIZE, NUM_CLASSES, check, validate
+from search.params import INPUT_SIZE, NUM_CLASSES, feasible, validate
 
 
 @keras.saving.register_keras_serializable(package="conv3d_search")
@@ -113,12 +112,9 @@ def build_model(params: Mapping[str, Any], steps_per_epoch: int | None = None, s
     max_epochs, so a trial's learning rate at epoch e is the same whether it trains 10 epochs or 150, and
     the final retrain, which keeps it, sees the same rate at each epoch as the trial it came from.
     steps_per_execution: batches per compiled call (Keras's compile option; fewer Python round trips).
-    Raises UserError for invalid params or an infeasible architecture.
+    Raises UserError for invalid params, params.Infeasible (a UserError) for an infeasible architecture.
     """
-    p = validate(params)
-    reason = check(p)
-    if reason:
-        raise UserError(reason)
+    p = feasible(params)
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = p["learning_rate"]
     if p["schedule"] == "cosine":
         if steps_per_epoch is None or steps_per_epoch < 1:

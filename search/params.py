@@ -18,10 +18,6 @@ from search.errors import UserError
 INPUT_SIZE = 16  # voxels per axis of the dataset's volumes
 NUM_CLASSES = 10
 MAX_BLOCKS = 6
-# A reference configuration may carry a fault to inject (see search.trial), for fault-injection tests
-# and chaos drills: "raise" raises in epoch 2, "nan" turns the weights to NaN before epoch 2.
-FAULT_KEY = "fault"
-FAULTS = ("raise", "nan")
 
 
 class Param(NamedTuple):
@@ -150,6 +146,19 @@ def validate(params: Mapping[str, Any]) -> dict[str, Any]:
         if f"filters_{i}" in out:
             raise UserError(f"parameter 'filters_{i}': filters_{i} given but blocks is {out['blocks']}")
     return out
+
+
+class Infeasible(UserError):
+    """An architecture that cannot be built; the message is check()'s reason."""
+
+
+def feasible(params: Mapping[str, Any]) -> dict[str, Any]:
+    """validate, then check: the params with defaults filled in, or Infeasible (UserError if invalid)."""
+    p = validate(params)
+    reason = check(p)
+    if reason:
+        raise Infeasible(reason)
+    return p
 
 
 def check(params: Mapping[str, Any]) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from search import backend, connection, data, disk, files, leaderboard, resources
 from search.errors import UserError
+from search.protocol import ENDED, FINALIST_KEY, Stage, Status
 from search.space import Space, load_space
 from search.stopping import StopSignals
 
@@ -152,8 +153,8 @@ def _finalists(run_dir: Path, info: dict[str, Any], space: Space, train: data.Vo
         return
     records = leaderboard.Records.load(run_dir)
     done = {r.finalist_of for r in records.trials.values()
-            if r.stage == leaderboard.FINALIST and r.status in leaderboard.FINAL and r.status != leaderboard.LOST}
-    configs = [c for c in tuner.finalist_configs(records, settings) if c[tuner.FINALIST_KEY] not in done]
+            if r.stage == Stage.FINALIST and r.status in ENDED and r.status != Status.LOST}
+    configs = [c for c in tuner.finalist_configs(records, settings) if c[FINALIST_KEY] not in done]
     if configs:
         print(f"finalists: retraining {len(configs)} of the top configurations for {settings.max_epochs} epochs", flush=True)
         with stop.tune():

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from search.errors import UserError
-from search.params import FAULT_KEY, FAULTS, PARAMS, PRESETS, validate
+from search.params import PARAMS, PRESETS, validate
+from search.protocol import FAULT_KEY, FAULTS
 
 _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "samples": (1, None),
@@ -75,7 +76,7 @@ class Settings:
         """Name -> full configuration of each baseline, capped at max_epochs and seeded like the trials.
 
         A baseline is a preset name ("machinecurve"), or a dict with a "name", an optional "preset" to
-        start from (default: the parameter defaults) and parameters (and a fault, see params.FAULTS) to change.
+        start from (default: the parameter defaults) and parameters (and a fault, see protocol.FAULTS) to change.
         """
         configs = {}
         for entry in self.baselines:

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from search.errors import UserError
+from search.errors import UserError, one_line
 from search.params import MAX_BLOCKS, validate
 from search.settings import Settings
 
@@ -53,7 +53,7 @@ class Space:
         try:
             self.define(hp)
         except Exception as e:
-            raise UserError(f"{_where(self.path, e)}: {_describe(e)}") from e
+            raise UserError(f"{_where(self.path, e)}: {one_line(e)}") from e
 
     def __copy__(self) -> Space:
         return self  # immutable; a copy must not load the file again
@@ -120,7 +120,7 @@ def _import(path: Path, source: bytes) -> ModuleType:
     try:
         exec(code, module.__dict__)
     except Exception as e:
-        raise UserError(f"{_where(path, e)}: {_describe(e)}") from e
+        raise UserError(f"{_where(path, e)}: {one_line(e)}") from e
     finally:
         del sys.modules[name]
     return module
@@ -144,14 +144,6 @@ def _where(path: Path, error: BaseException) -> str:
     """'path:line' of the innermost traceback frame in the space file, else 'path'."""
     lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if frame.filename == str(path)]
     return f"{path}:{lines[-1]}" if lines else str(path)
-
-
-def _describe(error: Exception) -> str:
-    """The error on one line; our own errors need no type name."""
-    text = " ".join(str(error).split())
-    if isinstance(error, UserError):
-        return text
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _dry_run(space: Space) -> None:

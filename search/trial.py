@@ -29,13 +29,9 @@ from search import backend
 from search import params as schema
 from search import train as training
 from search.data import Volumes
+from search.errors import one_line
+from search.protocol import BASELINE_KEY, FAULT_AT_EPOCH, FAULT_KEY, METRIC, Status, split_config
 
-# Statuses are words pandas reads as text ("nan" would come back from read_csv as NaN).
-RUNNING, COMPLETED, INFEASIBLE, DIVERGED, OOM, ERROR = "running", "completed", "infeasible", "diverged", "oom", "error"
-METRIC = "val_accuracy"
-BASELINE_KEY = "baseline"  # config key naming a baseline trial; not a hyperparameter
-FINALIST_KEY = "finalist_of"  # config key of a finalist: the search trial whose configuration it retrains
-FAULT_AT_EPOCH = 2  # an injected fault strikes here, after one checkpointed epoch
 
 
 @dataclass(frozen=True)
@@ -54,12 +50,6 @@ class Plan:
     def checkpoint_at(self, epoch: int, last: int) -> bool:
         """Whether the trial saves a checkpoint after `epoch` (counted from 1) of its `last`."""
         return epoch % self.checkpoint_every == 0 or epoch in self.rungs or epoch >= last
-
-
-def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """A Tune config -> (hyperparameters, baseline name or None). A fault or a finalist's origin is not a hyperparameter."""
-    params = {k: v for k, v in config.items() if k not in (BASELINE_KEY, FINALIST_KEY, schema.FAULT_KEY)}
-    return params, config.get(BASELINE_KEY)
 
 
 def cap_memory(budget_bytes: int) -> None:
@@ -89,26 +79,25 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
     assigned = ray.get_runtime_context().get_assigned_resources()
     info = {"node": node_name(), "node_ip": ray.util.get_node_ip_address(), BASELINE_KEY: config.get(BASELINE_KEY) or "",
             "backend": keras.backend.backend()}
-    params, _ = split_config(config)
+    params, extras = split_config(config)
     memory = assigned.get("memory")
     try:
-        params = schema.validate(params)
-        reason = schema.check(params)
-        if reason:
-            tune.report({METRIC: 0.0, "status": INFEASIBLE, "error": reason, "epoch": 0, **info})
+        try:
+            params = schema.feasible(params)
+        except schema.Infeasible as e:  # reported at once, without training
+            tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
             return
         backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0))
         if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there
             cap_memory(int(memory))
-        _fit_and_report(params, train, val, info, started, plan, config.get(schema.FAULT_KEY))
+        _fit_and_report(params, train, val, info, started, plan, extras.get(FAULT_KEY))
     except Exception as e:  # noqa: BLE001 - any error of this configuration ends this trial only
-        text = re.sub(r"\{\{.*?\}\}\s*", "", str(e)).strip()  # drop TF's {{function_node ...}} prefix
-        message = f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+        message = re.sub(r"\{\{.*?\}\}\s*", "", one_line(e))  # drop TF's {{function_node ...}} prefix
         out_of_memory = (isinstance(e, MemoryError) or type(e).__name__ in ("ResourceExhaustedError", "OutOfMemoryError")
-                         or "RESOURCE_EXHAUSTED" in text)  # TensorFlow, torch, JAX (XlaRuntimeError)
+                         or "RESOURCE_EXHAUSTED" in str(e))  # TensorFlow, torch, JAX (XlaRuntimeError)
         if out_of_memory and memory:
             message += f" (over its {memory / 2**30:.3g} GiB share)"
-        tune.report({METRIC: 0.0, "status": OOM if out_of_memory else ERROR, "error": message, "epoch": 0, **info})
+        tune.report({METRIC: 0.0, "status": Status.OOM if out_of_memory else Status.ERROR, "error": message, "epoch": 0, **info})
 
 
 def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: dict, started: float,
@@ -127,7 +116,7 @@ def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: 
             tune.report(metrics)
         if initial_epoch >= params["epochs"]:  # it had finished
             if not missed:
-                tune.report({**state["last"], "status": COMPLETED})
+                tune.report({**state["last"], "status": Status.COMPLETED})
             return
     report = _ReportEachEpoch(params, {**info, "resumed_from": initial_epoch}, started - seconds_before, plan, history)
     callbacks = [report] + ([_InjectFault(fault)] if fault else [])
@@ -198,7 +187,7 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             **{k: float(v) for k, v in logs.items() if k != "learning_rate"},
             METRIC: float(logs.get(METRIC, 0.0)) if finite else 0.0,
             "epoch": epoch + 1,
-            "status": DIVERGED if not finite else (COMPLETED if done else RUNNING),
+            "status": Status.DIVERGED if not finite else (Status.COMPLETED if done else Status.RUNNING),
             "param_count": int(self.model.count_params()),
             "train_seconds": time.perf_counter() - self.started,
             **self.info,

@@ -21,15 +21,16 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search import leaderboard
 from search.data import Volumes
+from search.errors import exception_line
 from search.resources import Resources
 from search.bridge import define_by_run
 from search.settings import Settings
 from search.space import Space
-from search.trial import BASELINE_KEY, ERROR, FINALIST_KEY, METRIC, OOM, Plan, run_trial, split_config
+from search.protocol import BASELINE_KEY, FINALIST_KEY, METRIC, TRAINED_CLEANLY, Stage, Status, split_config
+from search.trial import Plan, run_trial
 
 TUNE_DIR = "tune"  # Ray's experiment folder inside the run folder
 FINALISTS_DIR = "tune-finalists"  # the finalist stage's
-SEARCH, FINALIST = leaderboard.SEARCH, leaderboard.FINALIST  # the stages
 # With num_to_keep set each checkpoint forces a save of Tune's experiment state: that keeps resume's
 # view fresh (on purpose), so Tune's warning about it is only noise.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -91,7 +92,7 @@ class RecordKeeper(tune.Callback):
 
     WRITE_EVERY_S = 1.0
 
-    def __init__(self, run_dir: Path, stage: str = SEARCH):
+    def __init__(self, run_dir: Path, stage: Stage = Stage.SEARCH):
         self.run_dir = Path(run_dir)
         self.stage = stage
         self.records = leaderboard.Records()
@@ -101,9 +102,9 @@ class RecordKeeper(tune.Callback):
         self.records = leaderboard.Records.load(self.run_dir)
 
     def _report(self, trial, result: dict) -> None:
-        params, baseline = split_config(trial.config)
-        self.records.report(trial.trial_id, params, baseline or "", result, stage=self.stage,
-                            finalist_of=trial.config.get(FINALIST_KEY, ""))
+        params, extras = split_config(trial.config)
+        self.records.report(trial.trial_id, params, extras.get(BASELINE_KEY, ""), result, stage=self.stage,
+                            finalist_of=extras.get(FINALIST_KEY, ""))
 
     def _write(self, now: bool = True) -> None:
         if now or time.monotonic() - self.written >= self.WRITE_EVERY_S:
@@ -112,7 +113,7 @@ class RecordKeeper(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self._report(trial, result)
-        self._write(now=result.get("checkpointed", True) or result.get("status") != "running")
+        self._write(now=result.get("checkpointed", True) or result.get("status") != Status.RUNNING)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.records.finish(trial.trial_id)
@@ -121,7 +122,7 @@ class RecordKeeper(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         error = trial.get_error()
         self._report(trial, {})
-        message = _first_line(str(error)) if error else "error (see Ray's logs)"
+        message = exception_line(str(error)) if error else "error (see Ray's logs)"
         self.records.finish(trial.trial_id, error=message, status=failure_status(error))
         self._write()
 
@@ -153,9 +154,9 @@ def asha_rungs(settings: Settings) -> tuple[int, ...]:
     return tuple(sorted(r for r in rungs if r < settings.max_epochs))
 
 
-def plan(settings: Settings, stage: str = SEARCH) -> Plan:
+def plan(settings: Settings, stage: Stage = Stage.SEARCH) -> Plan:
     """How the stage's trials checkpoint and step (finalists run without ASHA: no rungs)."""
-    return Plan(checkpoint_every=settings.checkpoint_every, rungs=asha_rungs(settings) if stage == SEARCH else (),
+    return Plan(checkpoint_every=settings.checkpoint_every, rungs=asha_rungs(settings) if stage == Stage.SEARCH else (),
                 steps_per_execution=settings.steps_per_execution)
 
 
@@ -167,7 +168,7 @@ def _trainable(train: Volumes, val: Volumes, resources: Resources, trial_plan: P
     return tune.with_resources(tune.with_parameters(run_trial, train=train, val=val, plan=trial_plan), request)
 
 
-def _run_config(run_dir: Path, name: str, stage: str) -> tune.RunConfig:
+def _run_config(run_dir: Path, name: str, stage: Stage) -> tune.RunConfig:
     return tune.RunConfig(
         name=name,
         storage_path=str(Path(run_dir).resolve()),
@@ -214,7 +215,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
             # 2.60 sometimes failed a trial with "reuse requires reset_config()" (README, Benchmarks).
             reuse_actors=False,
         ),
-        run_config=_run_config(run_dir, TUNE_DIR, SEARCH),
+        run_config=_run_config(run_dir, TUNE_DIR, Stage.SEARCH),
     )
 
 
@@ -226,8 +227,7 @@ def finalist_configs(records: leaderboard.Records, settings: Settings) -> list[d
     the same split. A finalist of a baseline keeps its baseline name.
     """
     board = leaderboard.leaderboard(records)
-    clean = board[(board["stage"] == SEARCH) & (board["epochs_trained"] > 0)
-                  & board["status"].isin(["completed", leaderboard.STOPPED, leaderboard.BASELINE])]
+    clean = board[(board["stage"] == Stage.SEARCH) & (board["epochs_trained"] > 0) & board["status"].isin(TRAINED_CLEANLY)]
     configs = []
     for trial_id in clean["trial_id"].head(settings.finalists):
         record = records.trials[trial_id]
@@ -246,12 +246,12 @@ def make_finalists_tuner(configs: list[dict[str, Any]], settings: Settings, trai
     name = next(n for n in (FINALISTS_DIR, *(f"{FINALISTS_DIR}-{i}" for i in range(2, 1000)))
                 if not (Path(run_dir) / n).exists())
     return tune.Tuner(
-        _trainable(train, val, resources, plan(settings, FINALIST)),
+        _trainable(train, val, resources, plan(settings, Stage.FINALIST)),
         tune_config=tune.TuneConfig(
             metric=METRIC, mode="max", search_alg=FixedConfigs(configs), num_samples=len(configs),
             max_concurrent_trials=resources.max_concurrent or settings.max_concurrent, reuse_actors=False,
         ),
-        run_config=_run_config(run_dir, name, FINALIST),
+        run_config=_run_config(run_dir, name, Stage.FINALIST),
     )
 
 
@@ -272,9 +272,4 @@ def can_restore(run_dir: Path) -> bool:
 def failure_status(error: BaseException | None) -> str:
     """"oom" when Ray's memory monitor killed the trial's worker (it does so when a node runs low), else "error"."""
     text = f"{type(error).__name__}: {error}" if error else ""
-    return OOM if "OutOfMemoryError" in text or "running low on memory" in text else ERROR
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
+    return Status.OOM if "OutOfMemoryError" in text or "running low on memory" in text else Status.ERROR

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from search import leaderboard
+from search import leaderboard, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "tests" / "spaces"
-TERMINAL = {"completed", "stopped", "infeasible", "diverged", "oom", "error", "baseline", "lost"}
+TERMINAL = protocol.ENDED  # the statuses a trial ends with
 
 
 def search(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

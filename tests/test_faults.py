@@ -20,7 +20,8 @@ import pandas as pd
 import psutil
 import pytest
 
-from search import cluster, leaderboard
+from search import cluster
+from search.protocol import Status
 from searching import SPACES, finished_and_running, read_json, records, search, start, tail, wait, wait_for
 
 CHROMIUM = shutil.which("chromium")
@@ -75,12 +76,12 @@ def test_b_a_killed_driver_resumes_on_the_cluster_without_rerunning_or_losing_tr
     resumed = search("resume", str(run_dir), env=ray_cluster.env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = records(run_dir)
-    kept = {t: r for t, r in after.items() if r.status != leaderboard.LOST}
+    kept = {t: r for t, r in after.items() if r.status != Status.LOST}
     assert len(kept) == 4 and {r.status for r in kept.values()} == {"completed"}, after  # the original budget
     for trial_id, record in before.items():  # finished before the kill: not run again
         assert after[trial_id].epochs == record.epochs and after[trial_id].train_seconds == record.train_seconds
     for record in after.values():  # a trial Ray's lagging state forgot is flagged, not silently dropped
-        assert record.status != leaderboard.LOST or "driver died" in record.error
+        assert record.status != Status.LOST or "driver died" in record.error
     board = pd.read_csv(run_dir / "leaderboard.csv")
     epochs = pd.read_csv(run_dir / "epochs.csv")
     assert epochs.groupby("trial_id").size().to_dict() == board.set_index("trial_id")["epochs_trained"][lambda s: s > 0].to_dict()

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from search import leaderboard
+from search.protocol import Status
 from search.leaderboard import Records
 
 
@@ -118,7 +119,7 @@ def test_mark_lost_touches_only_its_own_stage():
     records.report("s", {}, "", {**_epoch(0.5), "epoch": 1, "status": "running"})
     records.report("f", {}, "", {**_epoch(0.5), "epoch": 1, "status": "running"}, stage="finalist", finalist_of="s")
     records.mark_lost(known=set(), stage="finalist")
-    assert records.trials["f"].status == leaderboard.LOST and records.trials["s"].status == "running"
+    assert records.trials["f"].status == Status.LOST and records.trials["s"].status == "running"
 
 
 def test_records_from_before_stages_load_as_search_trials(tmp_path):

@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from search import leaderboard
+from search.protocol import Status
 from backends import skip_unless_installed
 from searching import SPACES, TERMINAL, finished_and_running, search, start, wait_for
 
@@ -124,7 +125,7 @@ def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):
     result = _search("resume", str(run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     after = leaderboard.Records.load(run_dir).trials
-    kept = [r for r in after.values() if r.status != leaderboard.LOST]  # lost: see test_faults.py (b)
+    kept = [r for r in after.values() if r.status != Status.LOST]  # lost: see test_faults.py (b)
     assert len(kept) == 3, sorted(after)  # the original budget, no trial missing
     # The dead driver's local Ray left agents running, holding files in its session folder: resume stopped them.
     assert not [p.pid for p in psutil.process_iter() if _holds_files_of(p, session)]
@@ -187,7 +188,7 @@ def test_resume_after_the_driver_is_killed_in_the_finalist_stage(small_data_file
     assert result.returncode == 0, result.stderr[-3000:]
     after = leaderboard.Records.load(run_dir).trials
     searched = {t: r for t, r in after.items() if r.stage == "search"}
-    finalists = {t: r for t, r in after.items() if r.stage == "finalist" and r.status != leaderboard.LOST}
+    finalists = {t: r for t, r in after.items() if r.stage == "finalist" and r.status != Status.LOST}
     assert len(searched) == 2 and {r.status for r in searched.values()} == {"completed"}
     assert len(finalists) == 2 and {r.status for r in finalists.values()} == {"completed"}, after
     assert {r.finalist_of for r in finalists.values()} == set(searched)  # each search trial's configuration, once
@@ -195,7 +196,7 @@ def test_resume_after_the_driver_is_killed_in_the_finalist_stage(small_data_file
     for trial_id, record in before.items():  # the finalist finished before the kill: not run again
         assert after[trial_id].epochs == record.epochs and after[trial_id].train_seconds == record.train_seconds
     for record in after.values():  # the dead driver's unfinished finalist trained again, its old row flagged
-        assert record.status != leaderboard.LOST or (record.stage == "finalist" and "trained this finalist again" in record.error)
+        assert record.status != Status.LOST or (record.stage == "finalist" and "trained this finalist again" in record.error)
     best = json.loads((run_dir / "best.json").read_text())
     assert best["stage"] == "finalist" and best["trial_id"] in finalists
 

@@ -7,7 +7,8 @@ from ray.exceptions import ActorDiedError, OutOfMemoryError
 
 from search.leaderboard import Records
 from search.settings import Settings
-from search.trial import FINALIST_KEY, Plan
+from search.protocol import FINALIST_KEY
+from search.trial import Plan
 from search.tuner import asha_rungs, failure_status, finalist_configs, plan
 
 

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 
 from search import files
-from search.errors import UserError
+from search.errors import UserError, one_line
 
 SIDE = 16
 VOXELS = SIDE**3
@@ -40,7 +40,7 @@ def read_split(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndar
     except UserError:
         raise
     except OSError as e:  # h5py reports a non-HDF5, truncated or unreadable file as OSError
-        raise UserError(f"{path}: not a readable HDF5 file ({_first_line(e)})") from None
+        raise UserError(f"{path}: not a readable HDF5 file ({one_line(e)})") from None
     return _validated(path, x_key, x, y_key, y)
 
 
@@ -96,7 +96,3 @@ def sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

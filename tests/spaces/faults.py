@@ -1,7 +1,7 @@
 """Three bad trials beside two good ones, for the fault-injection tests (run with --memory-per-trial 1.5).
 
 The bad ones are reference configurations, so each runs exactly once: one raises in epoch 2, one's
-loss turns NaN in epoch 2 (both injected, see params.FAULTS), and one is a real model too big for
+loss turns NaN in epoch 2 (both injected, see protocol.FAULTS), and one is a real model too big for
 its memory share (a 512-filter block and a Dense layer of about 1 GiB of weights, plus Adam's slots).
 """
 

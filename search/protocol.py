@@ -1,0 +1,56 @@
+"""The run protocol: what a trial reports and the driver records, in one place.
+
+The statuses, the metric Tune optimizes, the stages, and the keys a Tune config carries beside the
+hyperparameters (a baseline's name, a finalist's origin, an injected fault). Trials, the tuner, the
+leaderboard and the tests all speak it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+METRIC = "val_accuracy"  # what ASHA and TPE maximize, and what the leaderboard ranks by
+
+
+class Status(StrEnum):
+    """How a trial stands or ended. Values are words pandas reads back as text ("nan" would come back as NaN)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"  # trained its whole epoch budget
+    STOPPED = "stopped"  # ended by the scheduler (ASHA) before its budget
+    BASELINE = "baseline"  # a reference configuration (a seed preset) that trained cleanly beside the search
+    INFEASIBLE = "infeasible"  # its architecture cannot be built; reported without training
+    DIVERGED = "diverged"  # its loss became NaN or inf
+    OOM = "oom"  # outgrew its memory share
+    ERROR = "error"  # any other exception
+    LOST = "lost"  # started by a driver that died before Ray saved it; the resumed run trained another
+
+
+ENDED_BY_TRIAL = frozenset({Status.COMPLETED, Status.INFEASIBLE, Status.DIVERGED, Status.OOM, Status.ERROR})
+ENDED = ENDED_BY_TRIAL | {Status.STOPPED, Status.BASELINE, Status.LOST}  # nothing later changes these
+TRAINED_CLEANLY = frozenset({Status.COMPLETED, Status.STOPPED, Status.BASELINE})  # finalist candidates
+
+
+class Stage(StrEnum):
+    """Which experiment a trial belongs to: sampled by the search, or a finalist's full-budget retrain."""
+
+    SEARCH = "search"
+    FINALIST = "finalist"
+
+
+# Keys a Tune config carries beside the hyperparameters; never passed to the model.
+BASELINE_KEY = "baseline"  # the name of a baseline trial
+FINALIST_KEY = "finalist_of"  # a finalist: the search trial whose configuration it retrains
+# Fault injection, for the fault tests and chaos drills: a baseline in a space file's SEARCH may carry
+# one. "raise" raises at the start of epoch FAULT_AT_EPOCH, "nan" turns the weights to NaN there.
+FAULT_KEY = "fault"
+FAULTS = ("raise", "nan")
+FAULT_AT_EPOCH = 2  # after one checkpointed epoch
+NOT_HYPERPARAMETERS = (BASELINE_KEY, FINALIST_KEY, FAULT_KEY)
+
+
+def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Tune config -> (hyperparameters, the protocol keys it carries)."""
+    params = {k: v for k, v in config.items() if k not in NOT_HYPERPARAMETERS}
+    return params, {k: config[k] for k in NOT_HYPERPARAMETERS if k in config}

@@ -222,28 +222,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     keras_backend = backend.choose(args.backend)  # before the space file's keras-tuner imports Keras
     from search import run
+    from search.options import RunOptions
+    from search.resources import Resources
 
     if args.dashboard_host not in ("127.0.0.1", "localhost"):
         print(f"warning: the Ray dashboard will listen on {args.dashboard_host}; anyone who reaches it can run code "
               "through Ray's job API", file=sys.stderr)
-    options = run.RunOptions(
+    options = RunOptions(
         space_path=args.space, data=args.data, results=args.results, name=args.name, address=args.address,
-        samples=args.samples, max_epochs=args.max_epochs, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, seed=args.seed,
-        final=not args.no_final, dashboard_host=args.dashboard_host, memory_per_trial=args.memory_per_trial,
-        backend=keras_backend, wait_for_resources=args.wait_for_resources,
+        samples=args.samples, max_epochs=args.max_epochs, seed=args.seed, final=not args.no_final,
+        resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.memory_per_trial),
+        dashboard_host=args.dashboard_host, backend=keras_backend, wait_for_resources=args.wait_for_resources,
     )
-    # The space, the whole data file and the run folder (and its disk) are checked before Ray starts.
-    space, data_file, run_dir = run.prepare(options)
-    print(f"run folder: {run_dir}")
-    _print_summary(run.start(options, space, data_file, run_dir))
+    prepared = run.prepare(options)  # the space, the whole data file, the run folder and its disk, before Ray starts
+    print(f"run folder: {prepared.run_dir}")
+    _print_summary(run.start(prepared))
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from search import run
 
-    _print_summary(run.resume(args.run_dir, args.address, final=not args.no_final,
+    _print_summary(run.resume(args.run_dir, args.address, final_test=not args.no_final,
                               wait_for_resources=args.wait_for_resources))
     return 0
 

@@ -6,6 +6,7 @@ configuration's validation accuracy peaked during the search, on train + validat
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import ray
 
 from search import data, files
 from search.errors import UserError, exception_line, one_line
+from search.resources import Resources
 
 
 def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test: data.Volumes) -> tuple[dict[str, Any], bytes]:
@@ -34,6 +36,22 @@ def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test: dat
         path = Path(directory) / "model.keras"
         model.save(path)
         return metrics, path.read_bytes()
+
+
+FINAL_DIR = "final"
+
+
+def out_dir(run_dir: Path, rank: int = 1) -> Path:
+    """final/ for the winner; final-rank-K/ for another rank (or for rank 1 once final/ exists)."""
+    return Path(run_dir) / (FINAL_DIR if rank == 1 and not (Path(run_dir) / FINAL_DIR).exists() else f"{FINAL_DIR}-rank-{rank}")
+
+
+def test_once(params: dict[str, Any], data_file: Path, out: Path, resources: Resources) -> float:
+    """run_final into out, unless out already holds its test result (a resumed run never tests twice); the accuracy."""
+    done = Path(out) / "test_metrics.json"
+    if done.is_file():
+        return json.loads(done.read_text())["accuracy"]
+    return run_final(params, data_file, out, resources.cpus, resources.gpus)["accuracy"]
 
 
 def run_final(params: dict[str, Any], data_file: Path, out_dir: Path, cpus: float, gpus: float) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from search import files
-from search.params import PARAMS
+from search.errors import UserError
+from search.params import PARAMS, validate
 from search.protocol import ENDED, Stage, Status
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -157,6 +158,25 @@ def leaderboard(records: Records) -> pd.DataFrame:
     frame.insert(0, "rank", range(1, len(frame) + 1))
     hyper = [c for c in PARAMS if c in frame.columns] + sorted(set(frame.columns) - set(PARAMS) - set(LEADERBOARD_COLUMNS))
     return frame[LEADERBOARD_COLUMNS + hyper].reset_index(drop=True)
+
+
+def pick(records: Records, rank: int = 1) -> dict[str, Any]:
+    """The trial ranked `rank` among those that trained (1: the winner), as best.json holds it.
+
+    Its params are set to train for the epoch count where its validation accuracy peaked; they keep
+    the trial's schedule_epochs (the cosine horizon), so a retrain's learning rate at each epoch is the
+    one the trial had. UserError if there is no such trial.
+    """
+    trained = leaderboard(records).query("epochs_trained > 0")
+    if trained.empty:
+        raise UserError("no trial trained successfully; see leaderboard.csv for each trial's status")
+    if not 1 <= rank <= len(trained):
+        raise UserError(f"--rank {rank} is out of range (the leaderboard has {len(trained)} trained trials)")
+    row = trained.iloc[rank - 1]
+    return {"trial_id": row["trial_id"], "val_accuracy": float(row["best_val_accuracy"]),
+            "best_epoch": int(row["best_epoch"]), "baseline": row["baseline"], "stage": row["stage"],
+            "finalist_of": row["finalist_of"],
+            "params": validate({**records.trials[row["trial_id"]].params, "epochs": int(row["best_epoch"])})}
 
 
 def epochs(records: Records) -> pd.DataFrame:

@@ -1,12 +1,13 @@
 """The run protocol: what a trial reports and the driver records, in one place.
 
-The statuses, the metric Tune optimizes, the stages, and the keys a Tune config carries beside the
-hyperparameters (a baseline's name, a finalist's origin, an injected fault). Trials, the tuner, the
+The statuses, the metric Tune optimizes, the stages, the keys a Tune config carries beside the
+hyperparameters (a baseline's name, a finalist's origin, an injected fault), and a stage's Plan. Trials, the tuner, the
 leaderboard and the tests all speak it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -54,3 +55,21 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     """A Tune config -> (hyperparameters, the protocol keys it carries)."""
     params = {k: v for k, v in config.items() if k not in NOT_HYPERPARAMETERS}
     return params, {k: config[k] for k in NOT_HYPERPARAMETERS if k in config}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a stage's trials train and save, beyond their hyperparameters (from the search settings).
+
+    Metrics are reported every epoch (ASHA and the leaderboard need them); a checkpoint (model.keras,
+    the costly part of an epoch's bookkeeping on a GPU) only every `checkpoint_every` epochs, at
+    ASHA's rung epochs and at the trial's last epoch. A lost worker costs at most checkpoint_every - 1 epochs.
+    """
+
+    checkpoint_every: int = 1
+    rungs: tuple[int, ...] = ()  # ASHA's milestones, in epochs
+    steps_per_execution: int = 1  # batches per compiled call (Keras's compile option)
+
+    def checkpoint_at(self, epoch: int, last: int) -> bool:
+        """Whether the trial saves a checkpoint after `epoch` (counted from 1) of its `last`."""
+        return epoch % self.checkpoint_every == 0 or epoch in self.rungs or epoch >= last

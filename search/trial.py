@@ -17,7 +17,6 @@ import resource
 import socket
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +29,8 @@ from search import params as schema
 from search import train as training
 from search.data import Volumes
 from search.errors import one_line
-from search.protocol import BASELINE_KEY, FAULT_AT_EPOCH, FAULT_KEY, METRIC, Status, split_config
+from search.protocol import BASELINE_KEY, FAULT_AT_EPOCH, FAULT_KEY, METRIC, Plan, Status, split_config
 
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How a stage's trials train and save, beyond their hyperparameters (from the search settings).
-
-    Metrics are reported every epoch (ASHA and the leaderboard need them); a checkpoint (model.keras,
-    the costly part of an epoch's bookkeeping on a GPU) only every `checkpoint_every` epochs, at
-    ASHA's rung epochs and at the trial's last epoch. A lost worker costs at most checkpoint_every - 1 epochs.
-    """
-
-    checkpoint_every: int = 1
-    rungs: tuple[int, ...] = ()  # ASHA's milestones, in epochs
-    steps_per_execution: int = 1  # batches per compiled call (Keras's compile option)
-
-    def checkpoint_at(self, epoch: int, last: int) -> bool:
-        """Whether the trial saves a checkpoint after `epoch` (counted from 1) of its `last`."""
-        return epoch % self.checkpoint_every == 0 or epoch in self.rungs or epoch >= last
 
 
 def cap_memory(budget_bytes: int) -> None:

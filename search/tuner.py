@@ -26,8 +26,7 @@ from search.resources import Resources
 from search.bridge import define_by_run
 from search.settings import Settings
 from search.space import Space
-from search.protocol import BASELINE_KEY, FINALIST_KEY, METRIC, TRAINED_CLEANLY, Stage, Status, split_config
-from search.trial import Plan, run_trial
+from search.protocol import BASELINE_KEY, ENDED, FINALIST_KEY, METRIC, TRAINED_CLEANLY, Plan, Stage, Status, split_config
 
 TUNE_DIR = "tune"  # Ray's experiment folder inside the run folder
 FINALISTS_DIR = "tune-finalists"  # the finalist stage's
@@ -100,6 +99,8 @@ class RecordKeeper(tune.Callback):
 
     def setup(self, **info) -> None:
         self.records = leaderboard.Records.load(self.run_dir)
+        # Tune unpickles a restored experiment's keeper: this is how the stage finds it to return its records.
+        _keepers[self.run_dir.resolve()] = self
 
     def _report(self, trial, result: dict) -> None:
         params, extras = split_config(trial.config)
@@ -147,6 +148,40 @@ class FixedConfigs(Searcher):
         pass
 
 
+_keepers: dict[Path, RecordKeeper] = {}
+
+
+def search(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources) -> leaderboard.Records:
+    """The search stage, Tune's experiment in run_dir/tune; every trial's record when it ends."""
+    make_tuner(space, train, val, run_dir, resources).fit()
+    return _keepers[Path(run_dir).resolve()].records
+
+
+def resume_search(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources) -> leaderboard.Records:
+    """The interrupted search stage continued to its budget (see restore_tuner); every trial's record when it ends."""
+    restore_tuner(run_dir, train, val, resources, space.settings).fit()
+    return _keepers[Path(run_dir).resolve()].records
+
+
+def finalists(records: leaderboard.Records, settings: Settings, train: Volumes, val: Volumes, run_dir: Path,
+              resources: Resources) -> leaderboard.Records:
+    """The finalist stage: retrain the search's top configurations that have no finished finalist yet; all records.
+
+    A resumed run starts the unfinished finalists afresh in a new Tune experiment rather than restoring the
+    old one: Tune's restore of a stage killed right after a trial started can keep that trial in the
+    concurrency limiter's live set forever, and the search waits on it (seen with one finalist at a time).
+    A finalist is at most max_epochs of one trial; the finished ones are kept, the dead driver's others show as lost.
+    """
+    done = {r.finalist_of for r in records.trials.values()
+            if r.stage == Stage.FINALIST and r.status in ENDED and r.status != Status.LOST}
+    configs = [c for c in finalist_configs(records, settings) if c[FINALIST_KEY] not in done]
+    if not configs:
+        return records
+    print(f"finalists: retraining {len(configs)} of the top configurations for {settings.max_epochs} epochs", flush=True)
+    make_finalists_tuner(configs, settings, train, val, run_dir, resources).fit()
+    return _keepers[Path(run_dir).resolve()].records
+
+
 def asha_rungs(settings: Settings) -> tuple[int, ...]:
     """The epochs at which ASHA (one bracket, as configured below) compares trials: grace * rf^k < max_t."""
     count = int(math.log(settings.max_epochs / settings.grace_period) / math.log(settings.reduction_factor) + 1)
@@ -162,6 +197,8 @@ def plan(settings: Settings, stage: Stage = Stage.SEARCH) -> Plan:
 
 def _trainable(train: Volumes, val: Volumes, resources: Resources, trial_plan: Plan):
     """run_trial with the data and the plan put into the object store once, and the per-trial resources."""
+    from search.trial import run_trial  # imports Keras: only once a stage runs, after the run chose its backend
+
     request = {"cpu": resources.cpus, "gpu": resources.gpus}
     if resources.memory_gib:
         request["memory"] = int(resources.memory_gib * 2**30)
@@ -229,7 +266,7 @@ def finalist_configs(records: leaderboard.Records, settings: Settings) -> list[d
     board = leaderboard.leaderboard(records)
     clean = board[(board["stage"] == Stage.SEARCH) & (board["epochs_trained"] > 0) & board["status"].isin(TRAINED_CLEANLY)]
     configs = []
-    for trial_id in clean["trial_id"].head(settings.finalists):
+    for trial_id in clean["trial_id"].head(settings.finalists):  # finalists: 0 gives none
         record = records.trials[trial_id]
         params = {**record.params, "epochs": settings.max_epochs, "seed": (settings.seed + 1) % 2**31}
         params.setdefault("schedule_epochs", settings.max_epochs)

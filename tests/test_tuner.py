@@ -8,7 +8,7 @@ from ray.exceptions import ActorDiedError, OutOfMemoryError
 from search.leaderboard import Records
 from search.settings import Settings
 from search.protocol import FINALIST_KEY
-from search.trial import Plan
+from search.protocol import Plan
 from search.tuner import asha_rungs, failure_status, finalist_configs, plan
 
 

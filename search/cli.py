@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("run_dir", type=Path)
     board.add_argument("--top", type=_positive(int), help="only the best N rows")
 
+    report = commands.add_parser("report", help="write RUN_DIR/report.html (figures embedded, also as PNGs beside it)")
+    report.add_argument("run_dir", type=Path)
+
     final = commands.add_parser("final", help="retrain the K-th configuration of a run on all training data and test it once")
     final.add_argument("run_dir", type=Path)
     final.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {"data": cmd_data, "train": cmd_train, "run": cmd_run, "resume": cmd_resume,
-                    "leaderboard": cmd_leaderboard, "final": cmd_final, "cluster": cmd_cluster}
+                    "leaderboard": cmd_leaderboard, "final": cmd_final, "cluster": cmd_cluster,
+                    "report": cmd_report}
         return commands[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -214,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         backend=keras_backend,
     )
     space, run_dir = run.prepare(options)  # space errors and an existing run folder stop us before Ray starts
-    print(f"run folder: {run_dir}")
+    print(f"run folder: {run_dir}\n{_looking_hint(run_dir)} (the report is rewritten as the search runs)")
     _print_summary(run.start(options, space, run_dir))
     return 0
 
@@ -232,6 +236,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if not (args.run_dir / "trials.json").is_file():
         raise UserError(f"{args.run_dir}: no trials recorded (not a run folder, or no trial has reported yet)")
     print(leaderboard.table(leaderboard.leaderboard(leaderboard.Records.load(args.run_dir)), args.top))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from search import report
+
+    print(f"wrote {report.write(args.run_dir)}")
     return 0
 
 
@@ -253,6 +264,15 @@ def _print_summary(summary: dict) -> None:
         print(f"final test accuracy (retrained on train + validation, tested once): {summary['test_accuracy']:.4f}")
     run_dir = Path(summary["run_dir"])
     print("wrote " + ", ".join(str(run_dir / name) for name in ("leaderboard.csv", "epochs.csv", "best.json", "run.json", "final/")))
+    print(_looking_hint(run_dir))
+
+
+def _looking_hint(run_dir: Path) -> str:
+    """How to look at a run: its report, TensorBoard and optuna-dashboard, each with its command."""
+    from search.report import REPORT, study_url
+
+    return (f"look at it: {run_dir / REPORT} (any browser, offline); `tensorboard --logdir {run_dir}`; "
+            f"`optuna-dashboard {study_url(run_dir)}` (pip install optuna-dashboard)")
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:

@@ -175,6 +175,7 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backen
         return
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning",
                         **backend.env_vars(keras_backend)}}
+    env["worker_process_setup_hook"] = "search.console.setup_worker"  # TensorFlow's GPU-less start-up lines
     if address:
         context = ray.init(address=address, runtime_env=env)
     else:
@@ -248,6 +249,9 @@ def _finish(run_dir: Path, info: dict, data_file: Path, resources, final: bool) 
         summary["test_accuracy"] = metrics["accuracy"]
     elif final:
         summary["test_accuracy"] = json.loads((run_dir / FINAL_DIR / "test_metrics.json").read_text())["accuracy"]
+    from search import report
+
+    report.write_or_warn(run_dir)  # the finished run's pictures (it was rewritten while the search ran)
     return summary
 
 

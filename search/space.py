@@ -37,6 +37,7 @@ import importlib.machinery
 import importlib.util
 import inspect
 import itertools
+import math
 import os
 import sys
 import traceback
@@ -111,6 +112,12 @@ class Settings:
         object.__setattr__(self, "baselines", tuple(
             b if isinstance(b, str) else tuple(b.items()) if isinstance(b, Mapping) else b for b in self.baselines))
         self.baseline_configs()  # validates each one
+
+    def rungs(self) -> tuple[int, ...]:
+        """The epochs at which ASHA (one bracket) compares trials: grace * rf^k below max_epochs."""
+        count = int(math.log(self.max_epochs / self.grace_period) / math.log(self.reduction_factor) + 1)
+        rungs = (self.grace_period * self.reduction_factor**k for k in range(count))
+        return tuple(sorted(r for r in rungs if r < self.max_epochs))
 
     def baseline_configs(self) -> dict[str, dict[str, Any]]:
         """Name -> full configuration of each baseline, capped at max_epochs and seeded like the trials.

@@ -160,6 +160,9 @@ def _learning_curves(records: leaderboard.Records, info: dict[str, Any]):
     handles += [Line2D([], [], color="#777777", linestyle="--", label="finalist (full budget)"),
                 Line2D([], [], color="#777777", marker="x", linestyle="", label="stopped by ASHA here")]
     ax.legend(handles=handles, fontsize=8, loc="lower right")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
     ax.grid(alpha=0.3)
@@ -201,7 +204,7 @@ def _parallel_coordinates(board: pd.DataFrame):
     scaled["status"] = trained["status"]
     figure = _new_figure(max(6.0, 1.6 * len(labels)), 4.5)
     ax = figure.subplots()
-    statuses = sorted(scaled["status"].unique())
+    statuses = scaled["status"].drop_duplicates().tolist()  # pandas colours the classes in this order
     pd.plotting.parallel_coordinates(scaled, "status", ax=ax, color=[STATUS_COLOURS.get(s, "#000") for s in statuses],
                                      alpha=0.8, linewidth=1.5)
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
@@ -267,7 +270,8 @@ def _per_digit(run_dir: Path, final: dict[str, Any]) -> str:
         rows = pd.read_csv(path)
         rows["correct"] = rows["digit"] == rows["predicted"]
         rows["kind"] = rows["row"].mod(2).map({0: "upright", 1: "rotated"})
-        table = table.join(rows.pivot_table(index="digit", columns="kind", values="correct", aggfunc="mean"))
+        kinds = rows.pivot_table(index="digit", columns="kind", values="correct", aggfunc="mean")
+        table = table.join(kinds[[k for k in ("upright", "rotated") if k in kinds]])
         overall = rows.groupby("kind")["correct"].mean()
         summary = (f"<p>Upright rows (even, the original digits): <b>{overall.get('upright', float('nan')):.4f}</b>; "
                    f"rotated rows (odd, their randomly rotated copies): <b>{overall.get('rotated', float('nan')):.4f}</b>.</p>")

@@ -272,7 +272,7 @@ def _looking_hint(run_dir: Path) -> str:
     from search.report import REPORT, study_url
 
     return (f"look at it: {run_dir / REPORT} (any browser, offline); `tensorboard --logdir {run_dir}`; "
-            f"`optuna-dashboard {study_url(run_dir)}` (pip install optuna-dashboard)")
+            f"`optuna-dashboard {study_url(run_dir)}` (pip install tensorboard optuna-dashboard)")
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:

@@ -83,8 +83,8 @@ class ReportWriter:
         self.thread = threading.Thread(target=write_or_warn, args=(self.run_dir,), name="report", daemon=True)
         self.thread.start()
 
-    def __getstate__(self) -> dict[str, Any]:  # Tune pickles its callbacks (tuner.pkl): not the thread
-        return {**self.__dict__, "thread": None}
+    def __getstate__(self) -> dict[str, Any]:  # pickled (as Tune does its callbacks): no thread, no stale clock
+        return {**self.__dict__, "thread": None, "started": -self.EVERY_S}
 
 
 def write_or_warn(run_dir: Path) -> Path | None:

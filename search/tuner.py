@@ -110,10 +110,10 @@ class RecordKeeper(tune.Callback):
         self.stage = stage
         self.records = leaderboard.Records()
         self.written = 0.0
-        self.report = report.ReportWriter(run_dir)  # report.html while the search runs, in the background
 
     def setup(self, **info) -> None:
         self.records = leaderboard.Records.load(self.run_dir)
+        self.report = report.ReportWriter(self.run_dir)  # report.html while the search runs, in the background
 
     def _report(self, trial, result: dict) -> None:
         params, baseline = split_config(trial.config)

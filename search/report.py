@@ -123,7 +123,7 @@ def _new_figure(width: float, height: float):
 
 
 def _figure(run_dir: Path, name: str, figure, caption: str) -> str:
-    """Save figure as name.png beside the report and return it as an embedded <figure>; '' for no figure."""
+    """Save figure as name.png beside the report and return it as an embedded <figure> (None: a note instead)."""
     if figure is None:
         return f"<p class='note'>{html.escape(caption)}: nothing to show yet.</p>"
     buffer = io.BytesIO()
@@ -191,16 +191,8 @@ def _parallel_coordinates(board: pd.DataFrame):
     scaled = pd.DataFrame(index=trained.index)
     labels = []
     for column in [*varying, "best_val_accuracy"]:
-        values = trained[column]
-        numeric = pd.to_numeric(values, errors="coerce")
-        if numeric.notna().all() and values.dtype != bool:
-            low, high = float(numeric.min()), float(numeric.max())
-            scaled[column] = (numeric - low) / (high - low) if high > low else 0.5
-            labels.append(f"{column}\n{low:.3g}–{high:.3g}")
-        else:  # categorical: its values in sorted order, spread over [0, 1]
-            order = sorted(values.astype(str).unique())
-            scaled[column] = values.astype(str).map({v: i / max(len(order) - 1, 1) for i, v in enumerate(order)})
-            labels.append(f"{column}\n{' / '.join(order)}")
+        scaled[column], label = _axis(trained[column])
+        labels.append(f"{column}\n{label}")
     scaled["status"] = trained["status"]
     figure = _new_figure(max(6.0, 1.6 * len(labels)), 4.5)
     ax = figure.subplots()
@@ -213,6 +205,25 @@ def _parallel_coordinates(board: pd.DataFrame):
     return figure
 
 
+def _axis(values: pd.Series) -> tuple[pd.Series, str]:
+    """One parallel-coordinates axis: values scaled to [0, 1] (log where they span decades; a parameter a
+    trial lacks, as conditional ones do, at -0.1) and the axis's label."""
+    import numpy as np
+
+    numeric = pd.to_numeric(values, errors="coerce")
+    if values.dtype != bool and numeric.notna().any() and numeric.notna().sum() == values.notna().sum():
+        low, high = float(numeric.min()), float(numeric.max())
+        log = low > 0 and high / low > 20
+        position = np.log(numeric) if log else numeric
+        first, last = (np.log(low), np.log(high)) if log else (low, high)
+        scaled = (position - first) / (last - first) if last > first else position * 0 + 0.5
+        label = f"{low:.3g}–{high:.3g}{' (log)' if log else ''}" + (", absent: below" if numeric.isna().any() else "")
+        return scaled.fillna(-0.1), label
+    order = sorted(values.astype(str).unique())  # categorical: its values in sorted order, spread over [0, 1]
+    label = " / ".join(order) if len(order) <= 4 else f"{len(order)} values"
+    return values.astype(str).map({v: i / max(len(order) - 1, 1) for i, v in enumerate(order)}), label
+
+
 def _importance_section(run_dir: Path, study) -> str:
     caption = "Optuna's importance evaluator (PED-ANOVA by default) on the study's finished trials"
     if study is None:
@@ -222,7 +233,7 @@ def _importance_section(run_dir: Path, study) -> str:
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     try:
         importances = optuna.importance.get_param_importances(study)
-    except (RuntimeError, ValueError) as e:  # too few finished trials, or no parameter that varies
+    except Exception as e:  # noqa: BLE001 - too few finished trials, nothing that varies: a note, not a failed report
         return f"<p class='note'>{html.escape(caption)}: not available yet ({html.escape(str(e))}).</p>"
     if not importances:
         return f"<p class='note'>{html.escape(caption)}: no parameter to assess yet.</p>"

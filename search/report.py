@@ -14,6 +14,7 @@ import json
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +233,11 @@ def _importance_section(run_dir: Path, study) -> str:
 
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     try:
-        importances = optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings(record=True) as caught:  # its caveats go into the report, not the console
+            warnings.simplefilter("always")
+            importances = optuna.importance.get_param_importances(study)
+        caveats = sorted({str(w.message) for w in caught})
+        caption += f" (Optuna: {' '.join(caveats)})" if caveats else ""
     except Exception as e:  # noqa: BLE001 - too few finished trials, nothing that varies: a note, not a failed report
         return f"<p class='note'>{html.escape(caption)}: not available yet ({html.escape(str(e))}).</p>"
     if not importances:

@@ -181,7 +181,12 @@ def _rungs(info: dict[str, Any]) -> tuple[int, ...]:
 def _hyperparameters(board: pd.DataFrame) -> list[str]:
     """The hyperparameter columns whose values differ between trials."""
     columns = board.columns[len(leaderboard.LEADERBOARD_COLUMNS):]
-    return [c for c in columns if board[c].astype(str).nunique() > 1 and c != "seed"]
+    return [c for c in columns if _text(board[c]).nunique() > 1 and c != "seed"]
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Values as text, a parameter a trial lacks (conditional ones) as "absent" (pandas 3 keeps NaN in astype(str))."""
+    return values.map(lambda v: "absent" if pd.isna(v) else str(v))
 
 
 def _parallel_coordinates(board: pd.DataFrame):
@@ -220,9 +225,10 @@ def _axis(values: pd.Series) -> tuple[pd.Series, str]:
         scaled = (position - first) / (last - first) if last > first else position * 0 + 0.5
         label = f"{low:.3g}–{high:.3g}{' (log)' if log else ''}" + (", absent: below" if numeric.isna().any() else "")
         return scaled.fillna(-0.1), label
-    order = sorted(values.astype(str).unique())  # categorical: its values in sorted order, spread over [0, 1]
+    text = _text(values)
+    order = sorted(text.unique())  # categorical: its values in sorted order, spread over [0, 1]
     label = " / ".join(order) if len(order) <= 4 else f"{len(order)} values"
-    return values.astype(str).map({v: i / max(len(order) - 1, 1) for i, v in enumerate(order)}), label
+    return text.map({v: i / max(len(order) - 1, 1) for i, v in enumerate(order)}), label
 
 
 def _importance_section(run_dir: Path, study) -> str:

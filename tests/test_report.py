@@ -25,9 +25,10 @@ def _run_folder(path, with_epochs: bool = True):
         "data": {"path": "d.h5", "train": 480, "validation": 120}, "started": "2026-11-22T10:00:00+0000",
         "cluster": {"resources": {"CPU": 2.0}, "nodes": 1, "host": "h"}, "options": {"cpus_per_trial": 1, "gpus_per_trial": 0}})
     records = leaderboard.Records()
-    for trial_id, params, curve, status in [("a", {"filters": 4, "padding": "same"}, [0.2, 0.4, 0.5, 0.6], "completed"),
-                                            ("b", {"filters": 8, "padding": "valid"}, [0.1, 0.15], "stopped"),
-                                            ("c", {"filters": 8, "padding": "same"}, [0.3], "running")]:
+    # Conditional parameters, as a define-by-run space has them: some trials lack filters_1 or padding.
+    for trial_id, params, curve, status in [("a", {"filters": 4, "padding": "same", "filters_1": 16}, [0.2, 0.4, 0.5, 0.6], "completed"),
+                                            ("b", {"filters": 8, "padding": "valid", "filters_1": 32}, [0.1, 0.15], "stopped"),
+                                            ("c", {"filters": 8}, [0.3], "running")]:
         for epoch, value in enumerate(curve if with_epochs else [], start=1):
             records.report(trial_id, params, "", {"epoch": epoch, "loss": 1.0, "accuracy": value, "val_loss": 1.0,
                                                   "val_accuracy": value, "status": "running"})
@@ -44,6 +45,8 @@ def test_a_mid_run_report_shows_what_is_there_and_says_what_is_not(tmp_path):
     assert not (run_dir / "confusion_matrix.png").exists()  # no final test yet, no study yet: said, not drawn
     assert "run after the search" in page and "No Optuna study" in page
     assert "completed: 1" in page and "stopped: 1" in page and "running" in page and "jax" in page
+    axes = report._axis(leaderboard.leaderboard(leaderboard.Records.load(run_dir)).set_index("trial_id")["padding"])
+    assert axes[0].to_dict() == {"a": 0.5, "b": 1.0, "c": 0.0} and axes[1] == "absent / same / valid"
     assert report.FIGURES[0] == "learning_curves" and report._rungs(json.loads((run_dir / "run.json").read_text())) == (1, 2)
 
 

@@ -70,12 +70,18 @@ def _configure_tensorflow(threads: int) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-        with console.filtered_stderr():  # the first GPU lookup: cuInit's error where there is no driver
-            gpus = tf.config.list_physical_devices("GPU")
-        for gpu in gpus:
+        for gpu in tensorflow_gpus():
             tf.config.experimental.set_memory_growth(gpu, True)
     except RuntimeError:  # TensorFlow already initialized in this process: keep its settings
         pass
+
+
+def tensorflow_gpus() -> list:
+    """TensorFlow's GPUs. Its first look prints cuInit's error on a machine without a driver: filtered (search.console)."""
+    import tensorflow as tf
+
+    with console.filtered_stderr():
+        return tf.config.list_physical_devices("GPU")
 
 
 def _configure_jax(threads: int, gpus: float) -> None:

@@ -186,6 +186,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set)}); params: {json.dumps(params)}")
     files.write_json(out / "params.json", {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file),
                                            "backend": keras_backend})
+    if keras_backend == "tensorflow":
+        backend.tensorflow_gpus()  # its first GPU lookup, without the no-driver noise
     started = time.perf_counter()
     model, history = train.fit(params, train_set, val_set)
     seconds = time.perf_counter() - started

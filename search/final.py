@@ -44,8 +44,8 @@ def retrain_and_test(params: dict[str, Any], train_full: data.Volumes,
 def run_final(params: dict[str, Any], data_file: Path, out_dir: Path, cpus: float, gpus: float) -> dict[str, Any]:
     """Retrain and test on a Ray worker; write test_metrics.json, model.keras and predictions.csv.
 
-predictions.csv has each test row's digit and prediction, for the report (in Kaggle's layout even rows
-are upright originals, odd rows their rotated copies); the report never reads the test set itself.
+    predictions.csv has each test row's digit and prediction, for the report (in Kaggle's layout even rows
+    are upright originals, odd rows their rotated copies); the report never reads the test set itself.
 
     Nothing else runs by now, so it takes a whole node's CPUs (the largest node's), at least the trials' share.
     """

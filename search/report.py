@@ -179,9 +179,14 @@ def _rungs(info: dict[str, Any]) -> tuple[int, ...]:
 
 
 def _hyperparameters(board: pd.DataFrame) -> list[str]:
-    """The hyperparameter columns whose values differ between trials."""
+    """The hyperparameter columns that differ between trials: set to two values, or set in some trials (at least
+    two) and absent in others. A parameter only one trial sets (a baseline's explicit defaults) is left out."""
+    def varies(values: pd.Series) -> bool:
+        present = values.dropna()
+        return _text(present).nunique() > 1 or (len(present) >= 2 and values.isna().any())
+
     columns = board.columns[len(leaderboard.LEADERBOARD_COLUMNS):]
-    return [c for c in columns if _text(board[c]).nunique() > 1 and c != "seed"]
+    return [c for c in columns if c != "seed" and varies(board[c])]
 
 
 def _text(values: pd.Series) -> pd.Series:

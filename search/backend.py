@@ -11,6 +11,7 @@ import importlib.util
 import os
 import sys
 
+from search import console
 from search.errors import UserError
 
 DEFAULT = "tensorflow"
@@ -34,6 +35,7 @@ def choose(name: str | None = None) -> str:
         if current != name:
             raise UserError(f"Keras is already loaded with backend '{current}'; cannot switch to '{name}'")
     os.environ["KERAS_BACKEND"] = name
+    console.quiet_tensorflow_import()  # whoever imports it first: no GPU-less start-up noise
     return name
 
 
@@ -68,10 +70,18 @@ def _configure_tensorflow(threads: int) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
-        for gpu in tf.config.list_physical_devices("GPU"):
+        for gpu in tensorflow_gpus():
             tf.config.experimental.set_memory_growth(gpu, True)
     except RuntimeError:  # TensorFlow already initialized in this process: keep its settings
         pass
+
+
+def tensorflow_gpus() -> list:
+    """TensorFlow's GPUs. Its first look prints cuInit's error on a machine without a driver: filtered (search.console)."""
+    import tensorflow as tf
+
+    with console.filtered_stderr():
+        return tf.config.list_physical_devices("GPU")
 
 
 def _configure_jax(threads: int, gpus: float) -> None:

@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("run_dir", type=Path)
     board.add_argument("--top", type=_positive(int), help="only the best N rows")
 
+    report = commands.add_parser("report", help="write RUN_DIR/report.html (figures embedded, also as PNGs beside it)")
+    report.add_argument("run_dir", type=Path)
+
     final = commands.add_parser("final", help="retrain the K-th configuration of a run on all training data and test it once")
     final.add_argument("run_dir", type=Path)
     final.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
@@ -129,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {"data": cmd_data, "train": cmd_train, "run": cmd_run, "resume": cmd_resume,
-                    "leaderboard": cmd_leaderboard, "final": cmd_final, "cluster": cmd_cluster}
+                    "leaderboard": cmd_leaderboard, "final": cmd_final, "cluster": cmd_cluster,
+                    "report": cmd_report}
         return commands[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -202,6 +206,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set)}); params: {json.dumps(params)}")
     files.write_json(out / "params.json", {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file),
                                            "backend": keras_backend})
+    if keras_backend == "tensorflow":
+        backend.tensorflow_gpus()  # its first GPU lookup, without the no-driver noise
     started = time.perf_counter()
     model, history = train.fit(params, train_set, val_set)
     seconds = time.perf_counter() - started
@@ -235,7 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         dashboard_host=args.dashboard_host, backend=keras_backend, wait_for_resources=args.wait_for_resources,
     )
     prepared = run.prepare(options)  # the space, the whole data file, the run folder and its disk, before Ray starts
-    print(f"run folder: {prepared.run_dir}")
+    print(f"run folder: {prepared.run_dir}\n{_looking_hint(prepared.run_dir)} (the report is rewritten as the search runs)")
     _print_summary(run.start(prepared))
     return 0
 
@@ -257,6 +263,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from search import report
+
+    print(f"wrote {report.write(args.run_dir)}")
+    return 0
+
+
 def cmd_final(args: argparse.Namespace) -> int:
     from search import run
 
@@ -275,6 +288,15 @@ def _print_summary(summary: dict) -> None:
         print(f"final test accuracy (retrained on train + validation, tested once): {summary['test_accuracy']:.4f}")
     run_dir = Path(summary["run_dir"])
     print("wrote " + ", ".join(str(run_dir / name) for name in ("leaderboard.csv", "epochs.csv", "best.json", "run.json", "final/")))
+    print(_looking_hint(run_dir))
+
+
+def _looking_hint(run_dir: Path) -> str:
+    """How to look at a run: its report, TensorBoard and optuna-dashboard, each with its command."""
+    from search.report import REPORT, study_url
+
+    return (f"look at it: {run_dir / REPORT} (any browser, offline); `tensorboard --logdir {run_dir}`; "
+            f"`optuna-dashboard {study_url(run_dir)}` (pip install tensorboard optuna-dashboard)")
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:

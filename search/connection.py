@@ -28,6 +28,7 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backen
         return
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning",
                         **backend.env_vars(keras_backend)}}
+    env["worker_process_setup_hook"] = "search.console.setup_worker"  # TensorFlow's GPU-less start-up lines
     if address:
         context = ray.init(address=address, runtime_env=env)
     else:

@@ -12,15 +12,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import ray
 
 from search import data, files
 from search.errors import UserError, exception_line, one_line
 from search.resources import Resources
 
+PREDICTIONS = "predictions.csv"  # row, digit, predicted: one line per test row
 
-def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test: data.Volumes) -> tuple[dict[str, Any], bytes]:
-    """Train params on train_full, evaluate once on test; return (test metrics, the .keras file's bytes)."""
+
+def retrain_and_test(params: dict[str, Any], train_full: data.Volumes,
+                     test: data.Volumes) -> tuple[dict[str, Any], bytes, np.ndarray]:
+    """Train params on train_full, evaluate once on test; return (test metrics, the .keras file's bytes, predictions)."""
     import keras
 
     from search import backend, train
@@ -29,13 +34,13 @@ def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test: dat
     backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0))
     started = time.perf_counter()
     model, history = train.fit(params, train_full, None, verbose=2)
-    metrics = train.test_metrics(model, test)
+    metrics, predicted = train.evaluate(model, test)
     metrics.update(params=params, train_samples=len(train_full), train_seconds=time.perf_counter() - started,
                    history=train.history_rows(history), backend=keras.backend.backend())
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "model.keras"
         model.save(path)
-        return metrics, path.read_bytes()
+        return metrics, path.read_bytes(), predicted
 
 
 FINAL_DIR = "final"
@@ -55,7 +60,10 @@ def test_once(params: dict[str, Any], data_file: Path, out: Path, resources: Res
 
 
 def run_final(params: dict[str, Any], data_file: Path, out_dir: Path, cpus: float, gpus: float) -> dict[str, Any]:
-    """Retrain and test on a Ray worker; write test_metrics.json and model.keras.
+    """Retrain and test on a Ray worker; write test_metrics.json, model.keras and predictions.csv.
+
+    predictions.csv has each test row's digit and prediction, for the report (in Kaggle's layout even rows
+    are upright originals, odd rows their rotated copies); the report never reads the test set itself.
 
     Nothing else runs by now, so it takes a whole node's CPUs (the largest node's), at least the trials' share.
     """
@@ -66,9 +74,11 @@ def run_final(params: dict[str, Any], data_file: Path, out_dir: Path, cpus: floa
     test = data.load(data_file, "test")  # the one read of the test split
     remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(retrain_and_test)
     try:
-        metrics, model_bytes = ray.get(remote.remote(params, train_full, test))
+        metrics, model_bytes, predicted = ray.get(remote.remote(params, train_full, test))
     except ray.exceptions.RayTaskError as e:
         raise UserError(f"final retrain failed: {one_line(e.cause) if e.cause else exception_line(str(e))}") from None
     files.write_atomic(out_dir / "model.keras", lambda tmp: tmp.write_bytes(model_bytes))
+    rows = pd.DataFrame({"row": np.arange(len(test)), "digit": test.y, "predicted": predicted})
+    files.write_atomic(out_dir / PREDICTIONS, lambda tmp: rows.to_csv(tmp, index=False))
     files.write_json(out_dir / "test_metrics.json", metrics)
     return metrics

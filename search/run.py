@@ -1,4 +1,4 @@
-"""A whole search run, top to bottom: prepare, data, connect, tune, pick the best, final.
+"""A whole search run, top to bottom: prepare, data, connect, tune, pick the best, final (and its report).
 
 Each step is a call into the module that owns it. ``results/<run-name>/`` holds ``run.json`` (how the
 run was made, search.provenance), ``leaderboard.csv``, ``epochs.csv``, ``trials.json``, ``best.json``,
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from search import backend, connection, data, disk, files, final, leaderboard, provenance, resources, tuner
+from search import backend, connection, data, disk, files, final, leaderboard, provenance, report, resources, tuner
 from search.errors import UserError
 from search.options import RunOptions
 from search.space import Space, load_space
@@ -96,6 +96,7 @@ def _finish(run_dir: Path, info: dict[str, Any], options: RunOptions, space: Spa
     summary: dict[str, Any] = {"run_dir": str(run_dir), "trials": len(board), "best": best}
     if options.final:
         summary["test_accuracy"] = final.test_once(best["params"], data_file, final.out_dir(run_dir), options.resources)
+    report.write_or_warn(run_dir)  # the finished run's pictures (rewritten while the search ran)
     return summary
 
 

@@ -6,6 +6,7 @@ Every field is validated on construction; a bad value is a one-line UserError na
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,12 @@ class Settings:
         object.__setattr__(self, "baselines", tuple(
             b if isinstance(b, str) else tuple(b.items()) if isinstance(b, Mapping) else b for b in self.baselines))
         self.baseline_configs()  # validates each one
+
+    def rungs(self) -> tuple[int, ...]:
+        """The epochs at which ASHA (one bracket) compares trials: grace * rf^k below max_epochs."""
+        count = int(math.log(self.max_epochs / self.grace_period) / math.log(self.reduction_factor) + 1)
+        rungs = (self.grace_period * self.reduction_factor**k for k in range(count))
+        return tuple(sorted(r for r in rungs if r < self.max_epochs))
 
     def baseline_configs(self) -> dict[str, dict[str, Any]]:
         """Name -> full configuration of each baseline, capped at max_epochs and seeded like the trials.

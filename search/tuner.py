@@ -7,9 +7,9 @@ wires it into Tune and turns Tune's events into plain ``leaderboard.Records``.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from search import leaderboard
+from search import leaderboard, report, watch
 from search.data import Volumes
 from search.errors import exception_line
 from search.resources import Resources
@@ -33,6 +33,9 @@ FINALISTS_DIR = "tune-finalists"  # the finalist stage's
 # With num_to_keep set each checkpoint forces a save of Tune's experiment state: that keeps resume's
 # view fresh (on purpose), so Tune's warning about it is only noise.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# Our loggers are explicit (see _run_config): Tune's automatic TensorBoard logger makes it print a
+# `tensorboard --logdir /tmp/ray/...` hint that points at a staging folder, not at the run folder.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 
 class BaselinesFirst(Searcher):
@@ -101,6 +104,7 @@ class RecordKeeper(tune.Callback):
         self.records = leaderboard.Records.load(self.run_dir)
         # Tune unpickles a restored experiment's keeper: this is how the stage finds it to return its records.
         _keepers[self.run_dir.resolve()] = self
+        self.report = report.ReportWriter(self.run_dir)  # report.html while the search runs, in the background
 
     def _report(self, trial, result: dict) -> None:
         params, extras = split_config(trial.config)
@@ -111,6 +115,7 @@ class RecordKeeper(tune.Callback):
         if now or time.monotonic() - self.written >= self.WRITE_EVERY_S:
             leaderboard.write(self.run_dir, self.records)
             self.written = time.monotonic()
+            self.report.soon()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self._report(trial, result)
@@ -184,9 +189,7 @@ def finalists(records: leaderboard.Records, settings: Settings, train: Volumes, 
 
 def asha_rungs(settings: Settings) -> tuple[int, ...]:
     """The epochs at which ASHA (one bracket, as configured below) compares trials: grace * rf^k < max_t."""
-    count = int(math.log(settings.max_epochs / settings.grace_period) / math.log(settings.reduction_factor) + 1)
-    rungs = (settings.grace_period * settings.reduction_factor**k for k in range(count))
-    return tuple(sorted(r for r in rungs if r < settings.max_epochs))
+    return settings.rungs()
 
 
 def plan(settings: Settings, stage: Stage = Stage.SEARCH) -> Plan:
@@ -213,7 +216,7 @@ def _run_config(run_dir: Path, name: str, stage: Stage) -> tune.RunConfig:
         # Two, not one: Ray's saved experiment state can name the checkpoint before the newest,
         # and resume fails a trial whose named checkpoint was already deleted.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[RecordKeeper(run_dir, stage)],
+        callbacks=[RecordKeeper(run_dir, stage), *watch.tune_loggers()],
         verbose=1,
     )
 
@@ -224,11 +227,15 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
     seed = settings.seed
     # TPE, multivariate and grouped (the space is conditional), with a constant liar so concurrent
     # trials don't pile onto one point; random start-up scaled to small budgets so TPE gets to work.
-    sampler = optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, group=True, constant_liar=True,
-        n_startup_trials=min(10, max(2, settings.samples // 3)),
-    )
-    searcher: Searcher = OptunaSearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler)
+    with warnings.catch_warnings():  # `group` is experimental in Optuna; we chose it on purpose
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True,
+            n_startup_trials=min(10, max(2, settings.samples // 3)),
+        )
+    # The study lives in Optuna's own storage in the run folder (optuna-dashboard, optuna.load_study).
+    searcher: Searcher = OptunaSearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
+                                      **watch.optuna_storage(run_dir))
     if settings.baselines:
         searcher = BaselinesFirst(searcher, settings.baseline_configs())
     max_concurrent = resources.max_concurrent or settings.max_concurrent
@@ -251,6 +258,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
             # A new actor per trial: reuse_actors=True saved the TensorFlow import per trial, but Tune
             # 2.60 sometimes failed a trial with "reuse requires reset_config()" (README, Benchmarks).
             reuse_actors=False,
+            trial_dirname_creator=watch.trial_dirname,
         ),
         run_config=_run_config(run_dir, TUNE_DIR, Stage.SEARCH),
     )
@@ -287,6 +295,7 @@ def make_finalists_tuner(configs: list[dict[str, Any]], settings: Settings, trai
         tune_config=tune.TuneConfig(
             metric=METRIC, mode="max", search_alg=FixedConfigs(configs), num_samples=len(configs),
             max_concurrent_trials=resources.max_concurrent or settings.max_concurrent, reuse_actors=False,
+            trial_dirname_creator=watch.trial_dirname,
         ),
         run_config=_run_config(run_dir, name, Stage.FINALIST),
     )

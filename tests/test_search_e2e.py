@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
+import matplotlib.image as mpimg
+import optuna
 import pandas as pd
 import psutil
 import pytest
 
-from search import leaderboard
+from search import leaderboard, report
 from search.protocol import Status
 from backends import skip_unless_installed
 from searching import SPACES, TERMINAL, finished_and_running, search, start, wait_for
 
 TINY = SPACES / "tiny.py"
+CHROMIUM = shutil.which("chromium")
 _search = search
 
 
@@ -24,13 +28,21 @@ def _run_args(data: Path, results: Path, name: str, *extra: str) -> list[str]:
     return ["run", str(TINY), "--data", str(data), "--results", str(results), "--name", name, *extra]
 
 
-def test_run_end_to_end(small_data_file, tmp_path):
+@pytest.fixture(scope="module")
+def e2e_run(small_data_file, tmp_path_factory):
+    """One real search of the tiny space (6 sampled trials, a baseline, 2 finalists, the final test): (result, run folder)."""
+    results = tmp_path_factory.mktemp("e2e")
     # One trial at a time: ASHA then sees results in a fixed order, so its decisions are repeatable.
-    result = _search(*_run_args(small_data_file, tmp_path, "e2e", "--samples", "6", "--max-concurrent", "1"))
+    result = _search(*_run_args(small_data_file, results, "e2e", "--samples", "6", "--max-concurrent", "1"))
+    return result, results / "e2e"
+
+
+def test_run_end_to_end(e2e_run, small_data_file):
+    result, run_dir = e2e_run
+    tmp_path = run_dir.parent
     assert result.returncode == 0, result.stderr[-3000:]
     # Its own Ray's dashboard: on loopback only, with how to log in.
     assert "Dashboard: http://127.0.0.1:" in result.stdout and "ray get-auth-token" in result.stdout, result.stdout[:2000]
-    run_dir = tmp_path / "e2e"
     board = pd.read_csv(run_dir / "leaderboard.csv")
     assert board.columns[: len(leaderboard.LEADERBOARD_COLUMNS)].tolist() == leaderboard.LEADERBOARD_COLUMNS
     assert {"blocks", "padding", "filters", "dense_units", "input_mode"} <= set(board.columns)
@@ -81,6 +93,69 @@ def test_run_end_to_end(small_data_file, tmp_path):
     # A run folder is never reused.
     again = _search(*_run_args(small_data_file, tmp_path, "e2e"))
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+# What a machine without a GPU used to print at every TensorFlow start (driver and each trial), Optuna's
+# warning for an option we chose, and Ray's TensorBoard hint at a /tmp/ray staging folder.
+NOISE = ("Could not find cuda drivers", "failed call to cuInit", "absl::InitializeLog", "ExperimentalWarning",
+         "tensorboard --logdir /tmp/ray")
+
+
+def test_the_run_is_quiet_and_leaves_tensorboard_logs_and_its_optuna_study(e2e_run):
+    result, run_dir = e2e_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    console = result.stdout + result.stderr
+    assert [line for line in console.splitlines() if any(n in line for n in NOISE)] == []
+    assert f"tensorboard --logdir {run_dir}" in result.stdout and "report.html" in result.stdout
+    board = pd.read_csv(run_dir / "leaderboard.csv")
+    # TensorBoard: every trial (failed and infeasible ones too) has event files in a folder named by its trial id.
+    for _, row in board.iterrows():
+        folder = run_dir / ("tune" if row["stage"] == "search" else "tune-finalists") / row["trial_id"]
+        events = list(folder.glob("events.out.tfevents.*"))
+        assert events and events[0].stat().st_size > 0, folder
+    # Optuna's own storage: one Optuna trial per sampled Tune trial (baselines and finalists are not TPE's).
+    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    sampled = board[(board["stage"] == "search") & board["baseline"].isna()]
+    assert len(study.trials) == len(sampled) == 6
+    assert {t.state for t in study.trials} == {optuna.trial.TrialState.COMPLETE}
+    by_value = sorted(t.value for t in study.trials)  # the value told is the trial's last reported val_accuracy
+    assert by_value[-1] <= sampled["best_val_accuracy"].max() + 1e-9 and by_value[0] >= 0
+
+
+def test_the_report_of_a_real_run_has_every_figure(e2e_run):
+    _, run_dir = e2e_run
+    page = (run_dir / "report.html").read_text()
+    for name in report.FIGURES:
+        image = mpimg.imread(run_dir / f"{name}.png")  # a real PNG, of plausible size
+        assert image.shape[0] >= 300 and image.shape[1] >= 500 and (run_dir / f"{name}.png").stat().st_size > 8_000, name
+        assert f"id='{name}'" in page and "data:image/png;base64," in page
+    assert "src='http" not in page and 'src="http' not in page  # self-contained: opens offline
+    assert "Upright rows" in page and "rotated rows" in page  # from final/predictions.csv, not from the test set
+    predictions = pd.read_csv(run_dir / "final" / "predictions.csv")
+    assert len(predictions) == 200 and predictions["row"].tolist() == list(range(200))
+
+
+@pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="Debian's chromium is not installed (see README)")
+def test_the_report_opens_in_a_headless_browser(e2e_run):
+    from playwright.sync_api import sync_playwright
+
+    _, run_dir = e2e_run
+    assert CHROMIUM, "chromium is missing: the test setup installs it (README, Tests)"
+    screenshot = run_dir / "report-screenshot.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.route("**/*", lambda route: route.abort() if not route.request.url.startswith(("file:", "data:"))
+                       else route.continue_())  # offline: nothing may load from elsewhere
+            page.goto((run_dir / "report.html").resolve().as_uri())
+            shown = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    print(f"report screenshot: {screenshot}")
+    assert sorted(alt for alt, complete, width in shown if complete and width > 300) == sorted(report.FIGURES)
+    assert screenshot.stat().st_size > 50_000
 
 
 def test_run_under_jax_uses_it_in_every_trial_and_the_final(small_data_file, tmp_path):

@@ -1,0 +1,372 @@
+"""A run's report: ``report.html`` (one self-contained page, figures embedded) and each figure as a PNG beside it.
+
+Plain files in, pictures out: it reads only the run folder (run.json, trials.json, final/, the Optuna study in
+optuna.db) and knows nothing about Ray. It never reads the test set: the final stage keeps its predictions.
+Works mid-run too (what is there so far); ``ReportWriter`` rewrites it in the background while a search runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from search import files, leaderboard
+from search.errors import UserError
+from search.protocol import Stage, Status
+
+REPORT = "report.html"
+STUDY_FILE = "optuna.db"  # the Optuna study (SQLite) the search keeps in the run folder (see search.watch)
+FIGURES = ("learning_curves", "parallel_coordinates", "importance", "confusion_matrix", "per_digit")
+STATUS_COLOURS = {Status.COMPLETED: "#2ca02c", Status.STOPPED: "#ff7f0e", Status.BASELINE: "#1f77b4",
+                  Status.RUNNING: "#555555", Status.INFEASIBLE: "#bbbbbb", Status.DIVERGED: "#d62728",
+                  Status.OOM: "#9467bd", Status.ERROR: "#8c564b", Status.LOST: "#e377c2"}
+TOP = 10  # leaderboard rows shown in the report
+_LOCK = threading.Lock()  # one render at a time per process: the background writer and the end of a run
+
+
+def study_url(run_dir: Path) -> str:
+    """The SQLAlchemy URL of a run's Optuna storage (what optuna.load_study and optuna-dashboard take)."""
+    return f"sqlite:///{(Path(run_dir) / STUDY_FILE).resolve()}"
+
+
+def write(run_dir: Path) -> Path:
+    """Render the run folder's report.html and its PNGs (atomically); return the report's path."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file():
+        raise UserError(f"{run_dir}: not a run folder (no run.json)")
+    with _LOCK:
+        info = json.loads((run_dir / "run.json").read_text())
+        records = leaderboard.Records.load(run_dir)
+        board = leaderboard.leaderboard(records)
+        final = _final(run_dir)
+        study = _study(run_dir)
+        sections = [
+            ("The run", _facts_html(info, board)),
+            ("Learning curves", _figure(run_dir, "learning_curves", _learning_curves(records, info),
+                                        "validation accuracy per epoch of every trial, coloured by status; "
+                                        "dotted lines: ASHA's rungs, where it stops the weaker trials")),
+            ("Leaderboard", _leaderboard_html(board)
+             + _figure(run_dir, "parallel_coordinates", _parallel_coordinates(board),
+                       "every trained trial's hyperparameters (each axis scaled to its range) and best validation accuracy")),
+            ("Hyperparameter importance", _importance_section(run_dir, study)),
+            ("Final test", _final_section(run_dir, final)),
+        ]
+        page = _page(f"Run {run_dir.resolve().name}", sections)
+        return files.write_atomic(run_dir / REPORT, lambda tmp: tmp.write_text(page))
+
+
+class ReportWriter:
+    """Rewrites a run's report in a background thread, at most every EVERY_S seconds, while the search runs.
+
+    A failure is one line on stderr, never an exception: a picture must not stop a search.
+    """
+
+    EVERY_S = 30.0
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.started = -self.EVERY_S  # the first call writes at once
+        self.thread: threading.Thread | None = None
+
+    def soon(self) -> None:
+        """Start a rewrite unless one runs or the last began less than EVERY_S ago."""
+        if (self.thread and self.thread.is_alive()) or time.monotonic() - self.started < self.EVERY_S:
+            return
+        self.started = time.monotonic()
+        self.thread = threading.Thread(target=write_or_warn, args=(self.run_dir,), name="report", daemon=True)
+        self.thread.start()
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled (as Tune does its callbacks): no thread, no stale clock
+        return {**self.__dict__, "thread": None, "started": -self.EVERY_S}
+
+
+def write_or_warn(run_dir: Path) -> Path | None:
+    """write(), with any failure reported as one line on stderr instead of raised."""
+    try:
+        return write(run_dir)
+    except Exception as e:  # noqa: BLE001 - the report is a view; the search goes on without it
+        print(f"report: could not write {Path(run_dir) / REPORT}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        return None
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+def _final(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "final" / "test_metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _study(run_dir: Path):
+    """The run's Optuna study, or None (no storage yet, or a run from before the study was kept)."""
+    if not (run_dir / STUDY_FILE).is_file():
+        return None
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    summaries = optuna.get_all_study_summaries(study_url(run_dir))
+    return optuna.load_study(study_name=summaries[0].study_name, storage=study_url(run_dir)) if summaries else None
+
+
+# --- figures (matplotlib's object API with the Agg canvas: no pyplot state, safe in a background thread) ---
+
+def _new_figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _figure(run_dir: Path, name: str, figure, caption: str) -> str:
+    """Save figure as name.png beside the report and return it as an embedded <figure> (None: a note instead)."""
+    if figure is None:
+        return f"<p class='note'>{html.escape(caption)}: nothing to show yet.</p>"
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    png = buffer.getvalue()
+    files.write_atomic(run_dir / f"{name}.png", lambda tmp: tmp.write_bytes(png))
+    data = base64.b64encode(png).decode("ascii")
+    return (f"<figure id='{name}'><img alt='{name}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{html.escape(caption)} ({name}.png)</figcaption></figure>")
+
+
+def _learning_curves(records: leaderboard.Records, info: dict[str, Any]):
+    trials = [r for r in records.trials.values() if r.epochs]
+    if not trials:
+        return None
+    figure = _new_figure(9, 5)
+    ax = figure.subplots()
+    for record in trials:
+        epochs = sorted(record.epochs)
+        values = [record.epochs[e]["val_accuracy"] for e in epochs]
+        colour = STATUS_COLOURS.get(record.status, "#000000")
+        style = "--" if record.stage == Stage.FINALIST else "-"
+        ax.plot(epochs, values, style, color=colour, marker="o", markersize=3, linewidth=1.2, alpha=0.85)
+        if record.status == Status.STOPPED:  # where ASHA cut it
+            ax.plot(epochs[-1], values[-1], "x", color=colour, markersize=9, markeredgewidth=2)
+    for rung in _rungs(info):
+        ax.axvline(rung, color="#444444", linestyle=":", linewidth=1)
+        ax.annotate(f"rung {rung}", (rung, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
+                    fontsize=8)
+    from matplotlib.lines import Line2D
+
+    shown = sorted({r.status for r in trials})
+    handles = [Line2D([], [], color=STATUS_COLOURS.get(s, "#000000"), label=s) for s in shown]
+    handles += [Line2D([], [], color="#777777", linestyle="--", label="finalist (full budget)"),
+                Line2D([], [], color="#777777", marker="x", linestyle="", label="stopped by ASHA here")]
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def _rungs(info: dict[str, Any]) -> tuple[int, ...]:
+    from search.settings import Settings
+
+    s = info["space"]["settings"]
+    return Settings(max_epochs=s["max_epochs"], grace_period=s["grace_period"],
+                    reduction_factor=s["reduction_factor"]).rungs()
+
+
+def _hyperparameters(board: pd.DataFrame) -> list[str]:
+    """The hyperparameter columns that differ between trials: set to two values, or set in some trials (at least
+    two) and absent in others. A parameter only one trial sets (a baseline's explicit defaults) is left out."""
+    def varies(values: pd.Series) -> bool:
+        present = values.dropna()
+        return _text(present).nunique() > 1 or (len(present) >= 2 and values.isna().any())
+
+    columns = board.columns[len(leaderboard.LEADERBOARD_COLUMNS):]
+    return [c for c in columns if c != "seed" and varies(board[c])]
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Values as text, a parameter a trial lacks (conditional ones) as "absent" (pandas 3 keeps NaN in astype(str))."""
+    return values.map(lambda v: "absent" if pd.isna(v) else str(v))
+
+
+def _parallel_coordinates(board: pd.DataFrame):
+    trained = board[board["epochs_trained"] > 0]
+    varying = _hyperparameters(trained)
+    if len(trained) < 2:
+        return None
+    scaled = pd.DataFrame(index=trained.index)
+    labels = []
+    for column in [*varying, "best_val_accuracy"]:
+        scaled[column], label = _axis(trained[column])
+        labels.append(f"{column}\n{label}")
+    scaled["status"] = trained["status"]
+    figure = _new_figure(max(6.0, 1.6 * len(labels)), 4.5)
+    ax = figure.subplots()
+    statuses = scaled["status"].drop_duplicates().tolist()  # pandas colours the classes in this order
+    pd.plotting.parallel_coordinates(scaled, "status", ax=ax, color=[STATUS_COLOURS.get(s, "#000") for s in statuses],
+                                     alpha=0.8, linewidth=1.5)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylabel("scaled to each axis's range")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figure
+
+
+def _axis(values: pd.Series) -> tuple[pd.Series, str]:
+    """One parallel-coordinates axis: values scaled to [0, 1] (log where they span decades; a parameter a
+    trial lacks, as conditional ones do, at -0.1) and the axis's label."""
+    import numpy as np
+
+    numeric = pd.to_numeric(values, errors="coerce")
+    if values.dtype != bool and numeric.notna().any() and numeric.notna().sum() == values.notna().sum():
+        low, high = float(numeric.min()), float(numeric.max())
+        log = low > 0 and high / low > 20
+        position = np.log(numeric) if log else numeric
+        first, last = (np.log(low), np.log(high)) if log else (low, high)
+        scaled = (position - first) / (last - first) if last > first else position * 0 + 0.5
+        label = f"{low:.3g}–{high:.3g}{' (log)' if log else ''}" + (", absent: below" if numeric.isna().any() else "")
+        return scaled.fillna(-0.1), label
+    text = _text(values)
+    order = sorted(text.unique())  # categorical: its values in sorted order, spread over [0, 1]
+    label = " / ".join(order) if len(order) <= 4 else f"{len(order)} values"
+    return text.map({v: i / max(len(order) - 1, 1) for i, v in enumerate(order)}), label
+
+
+def _importance_section(run_dir: Path, study) -> str:
+    caption = "Optuna's importance evaluator (PED-ANOVA by default) on the study's finished trials"
+    if study is None:
+        return f"<p class='note'>No Optuna study in {STUDY_FILE} yet.</p>"
+    import optuna
+
+    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # its caveats go into the report, not the console
+            warnings.simplefilter("always")
+            importances = optuna.importance.get_param_importances(study)
+        caveats = sorted({str(w.message) for w in caught})
+        caption += f" (Optuna: {' '.join(caveats)})" if caveats else ""
+    except Exception as e:  # noqa: BLE001 - too few finished trials, nothing that varies: a note, not a failed report
+        return f"<p class='note'>{html.escape(caption)}: not available yet ({html.escape(str(e))}).</p>"
+    if not importances:
+        return f"<p class='note'>{html.escape(caption)}: no parameter to assess yet.</p>"
+    series = pd.Series(importances).sort_values()
+    figure = _new_figure(7, 0.45 * len(series) + 1.5)
+    ax = figure.subplots()
+    series.plot.barh(ax=ax, color="#1f77b4")
+    ax.set_xlabel("importance (sums to 1)")
+    ax.set_title(f"{len(finished)} finished trials of study '{study.study_name}'", fontsize=9)
+    return _figure(run_dir, "importance", figure, caption)
+
+
+def _final_section(run_dir: Path, final: dict[str, Any] | None) -> str:
+    if final is None:
+        return "<p class='note'>The final retrain and its one test evaluation run after the search.</p>"
+    import numpy as np
+
+    confusion = np.array(final["confusion_matrix"])
+    figure = _new_figure(6, 5.2)
+    ax = figure.subplots()
+    image = ax.imshow(confusion, cmap="Blues")
+    for (true, predicted), count in np.ndenumerate(confusion):
+        if count:
+            ax.text(predicted, true, str(count), ha="center", va="center", fontsize=7,
+                    color="white" if count > confusion.max() / 2 else "black")
+    ax.set_xticks(range(len(confusion)))
+    ax.set_yticks(range(len(confusion)))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title(f"test accuracy {final['accuracy']:.4f} on {final['samples']} volumes", fontsize=9)
+    figure.colorbar(image, ax=ax, shrink=0.8)
+    out = _figure(run_dir, "confusion_matrix", figure, "confusion matrix of the final model on the test set")
+    return out + _per_digit(run_dir, final)
+
+
+def _per_digit(run_dir: Path, final: dict[str, Any]) -> str:
+    """Per-digit accuracy, all rows and upright (even rows) vs rotated (odd rows) where predictions were kept."""
+    from search.final import PREDICTIONS
+
+    table = pd.DataFrame({"all": pd.Series(final["per_class_accuracy"]).astype(float)})
+    table.index = table.index.astype(int)
+    path = run_dir / "final" / PREDICTIONS
+    summary = ""
+    if path.is_file():
+        rows = pd.read_csv(path)
+        rows["correct"] = rows["digit"] == rows["predicted"]
+        rows["kind"] = rows["row"].mod(2).map({0: "upright", 1: "rotated"})
+        kinds = rows.pivot_table(index="digit", columns="kind", values="correct", aggfunc="mean")
+        table = table.join(kinds[[k for k in ("upright", "rotated") if k in kinds]])
+        overall = rows.groupby("kind")["correct"].mean()
+        summary = (f"<p>Upright rows (even, the original digits): <b>{overall.get('upright', float('nan')):.4f}</b>; "
+                   f"rotated rows (odd, their randomly rotated copies): <b>{overall.get('rotated', float('nan')):.4f}</b>.</p>")
+    figure = _new_figure(8, 4)
+    ax = figure.subplots()
+    table.plot.bar(ax=ax, rot=0, color=["#444444", "#2ca02c", "#ff7f0e"][: len(table.columns)])
+    ax.set_xlabel("digit")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    return summary + _figure(run_dir, "per_digit", figure, "test accuracy per digit: all rows, upright and rotated")
+
+
+# --- tables and page -------------------------------------------------------------------------------------
+
+def _facts_html(info: dict[str, Any], board: pd.DataFrame) -> str:
+    settings = info["space"]["settings"]
+    resources = info.get("cluster", {}).get("resources", {})
+    options = info.get("options", {})
+    started, ended = info.get("started"), info.get("ended")
+    wall = "running" if not ended else _duration(started, ended)
+    facts = {
+        "space": f"{info['space']['path']} (sha256 {info['space']['sha256'][:12]})",
+        "budget": (f"{settings['samples']} sampled trials + {len(settings.get('baselines') or ())} baselines, "
+                   f"at most {settings['max_epochs']} epochs each (ASHA: grace {settings['grace_period']}, "
+                   f"reduction factor {settings['reduction_factor']}); {settings['finalists']} finalists"),
+        "trial-epochs trained": int(board["epochs_trained"].sum()) if len(board) else 0,
+        "wall time": f"{wall} (started {started}{', ended ' + ended if ended else ''})",
+        "device": (f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs on "
+                   f"{info.get('cluster', {}).get('nodes', '?')} node(s) (host {info.get('cluster', {}).get('host', '?')}); "
+                   f"per trial {options.get('cpus_per_trial', '?')} CPU, {options.get('gpus_per_trial', '?')} GPU"),
+        "Keras backend": info.get("backend", "tensorflow"),
+        "data": f"{info['data']['path']} (train {info['data']['train']}, validation {info['data']['validation']})",
+        "trials per status": ", ".join(f"{s}: {n}" for s, n in board["status"].value_counts().items()) or "none yet",
+        "resumed": len(info.get("resumed", [])),
+    }
+    return pd.Series(facts, name="").to_frame().to_html(header=False, classes="facts")
+
+
+def _duration(started: str, ended: str) -> str:
+    seconds = (pd.Timestamp(ended) - pd.Timestamp(started)).total_seconds()
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _leaderboard_html(board: pd.DataFrame) -> str:
+    if board.empty:
+        return "<p class='note'>No trial has reported yet.</p>"
+    columns = ["rank", "trial_id", "stage", "status", "best_val_accuracy", "best_epoch", "epochs_trained", "param_count",
+               "baseline", "finalist_of", *_hyperparameters(board)]
+    top = board.head(TOP)[columns]
+    return (f"<p>The top {len(top)} of {len(board)} trials (all of them: leaderboard.csv).</p>"
+            + top.to_html(index=False, na_rep="", float_format="{:.4g}".format, classes="board"))
+
+
+def _page(title: str, sections: list[tuple[str, str]]) -> str:
+    body = "\n".join(f"<section><h2>{html.escape(name)}</h2>\n{content}</section>" for name, content in sections)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border: 1px solid #ccc; padding: 3px 7px; }}
+table.facts th {{ text-align: left; background: #f4f4f4; }} img {{ max-width: 100%; }}
+figcaption, .note {{ color: #555; font-size: 13px; }} section {{ margin-bottom: 2em; }}
+</style></head>
+<body><h1>{html.escape(title)}</h1>
+<p class="note">Written {time.strftime('%Y-%m-%d %H:%M:%S')}; rewritten while the search runs.</p>
+{body}
+</body></html>
+"""

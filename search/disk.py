@@ -45,7 +45,7 @@ def _param_counts(space: Space) -> list[int]:
     """Weights of the baselines and of DRAWS random feasible configurations of the space (infeasible ones train nothing)."""
     import optuna
 
-    from search import model, params
+    from search import console, model, params
     from search.bridge import sample
     from search.protocol import split_config
 
@@ -58,4 +58,5 @@ def _param_counts(space: Space) -> list[int]:
     finally:
         optuna.logging.set_verbosity(verbosity)
     hyperparameters = [params.validate(split_config(c)[0]) for c in configs]
-    return [model.count_params(c) for c in hyperparameters if params.check(c) is None] or [0]
+    with console.filtered_stderr():  # this is the driver's first Keras op: TensorFlow's GPU lookup, quietly
+        return [model.count_params(c) for c in hyperparameters if params.check(c) is None] or [0]

@@ -77,10 +77,6 @@ def _parser() -> argparse.ArgumentParser:
     final.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
     final.add_argument("--address", help="Ray cluster address (default: as the run was started)")
     _backend_flag(final, "the run's, from run.json")
-
-    from search import cluster
-
-    cluster.add_cli(commands)  # cluster up | down | kill-worker
     return parser
 
 
@@ -129,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {"data": cmd_data, "train": cmd_train, "run": cmd_run, "resume": cmd_resume,
-                    "leaderboard": cmd_leaderboard, "final": cmd_final, "cluster": cmd_cluster}
+                    "leaderboard": cmd_leaderboard, "final": cmd_final}
         return commands[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -276,9 +272,3 @@ def _print_summary(summary: dict) -> None:
         print(f"final test accuracy (retrained on train + validation, tested once): {summary['test_accuracy']:.4f}")
     run_dir = Path(summary["run_dir"])
     print("wrote " + ", ".join(str(run_dir / name) for name in ("leaderboard.csv", "epochs.csv", "best.json", "run.json", "final/")))
-
-
-def cmd_cluster(args: argparse.Namespace) -> int:
-    from search import cluster
-
-    return cluster.cmd_cluster(args)

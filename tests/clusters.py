@@ -66,6 +66,8 @@ def local_cluster(workers: int = 2, *, cpus_per_worker: int = 1, dashboard: bool
         cluster.add_node(num_cpus=0, node_name="head", include_dashboard=dashboard, dashboard_host="127.0.0.1",
                          dashboard_port=_free_port(), dashboard_agent_listen_port=0,
                          _system_config={"health_check_period_ms": 1000})
+        # Nodes share the head's session folder; add_node returns once each is up, so they never race
+        # for the same socket names (as parallel `ray start`s sharing a temp dir do).
         nodes = {f"worker-{i}": cluster.add_node(num_cpus=cpus_per_worker, node_name=f"worker-{i}")
                  for i in range(1, workers + 1)}
         cluster.wait_for_nodes()

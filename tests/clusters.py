@@ -63,6 +63,7 @@ def local_cluster(workers: int = 2, *, cpus_per_worker: int = 1, dashboard: bool
     cluster = Cluster()
     try:
         # The GCS declares a node dead after 5 missed health checks: about 5 s here instead of 15.
+        # Free or random ports: Ray's fixed defaults (8265, 52365) may be another Ray's on this machine.
         cluster.add_node(num_cpus=0, node_name="head", include_dashboard=dashboard, dashboard_host="127.0.0.1",
                          dashboard_port=_free_port(), dashboard_agent_listen_port=0,
                          _system_config={"health_check_period_ms": 1000})

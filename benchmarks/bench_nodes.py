@@ -1,9 +1,9 @@
 """Search throughput (trials per hour) on a local cluster with 1 worker node, then 2, of 1 CPU each.
 
 Run: .venv/bin/python benchmarks/bench_nodes.py [--samples 8] [--repeats 2] [--pin-cpus]
-Each size gets a fresh `python -m search cluster`-style cluster (a 0-CPU head plus N workers, real
-`ray start` processes) and the same search: tests/spaces/steady.py (every trial trains 4 epochs, none
-is stopped early) on the first 300 train / 100 test digits, regenerated. Trials per hour counts the
+Each size gets a fresh local cluster (Ray's ray.cluster_utils.Cluster through tests/clusters.py: a
+0-CPU head plus N 1-CPU worker nodes, each its own raylet) and the same search: tests/spaces/steady.py
+(every trial trains 4 epochs, none is stopped early) on the first 300 train / 100 test digits, regenerated. Trials per hour counts the
 search phase, from run.json's "started" to "ended" (Tune's fit, whole seconds); the whole command's
 wall time, with its fixed start-up, is printed beside it, and so is how busy the workers were (the
 trials' own train_seconds over workers x search time: the rest is actor start-up and scheduling).
@@ -14,9 +14,10 @@ First it measures the machine's own ceiling, without Ray: the same small model f
 process alone, then in two processes at once (one TensorFlow thread each, as a 1-CPU trial has).
 Two at once can't give more than that ratio, whatever the scheduler does.
 
---pin-cpus confines each worker node to a core of its own (`cluster up --pin-cpus`), and each bare
-fit likewise, as on real 1-CPU machines: unpinned, a lone "1-CPU" trial's TensorFlow also uses the
-idle second core (its input pipeline's threads), which flatters the 1-worker figure.
+--pin-cpus confines each worker node (its raylet and every process it starts) to a core of its own,
+and each bare fit likewise, as on real 1-CPU machines (Ray's num_cpus only counts, it doesn't
+confine): unpinned, a lone "1-CPU" trial's TensorFlow also uses the idle second core (its input
+pipeline's threads), which flatters the 1-worker figure.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from search import cluster  # noqa: E402
+from clusters import local_cluster  # noqa: E402
 from search.data import h5file, regenerate  # noqa: E402
 
 
@@ -71,21 +72,28 @@ def bare_fits(data: Path, at_once: int, pin: bool) -> list[float]:
 
 
 def search_on(workers: int, data: Path, results: Path, samples: int, repeat: int, pin: bool) -> dict:
-    info = cluster.up(workers=workers, temp_dir=tempfile.mkdtemp(prefix="c3s-", dir="/tmp"), pin_cpus=pin)
-    try:
+    cores = sorted(os.sched_getaffinity(0))
+    if pin and workers > len(cores):
+        sys.exit(f"--pin-cpus needs a core per worker node: {workers} nodes, {len(cores)} cores")
+    with local_cluster(workers=0) as nodes:
+        for i in range(workers):  # a node's processes inherit the affinity its raylet was started with
+            os.sched_setaffinity(0, {cores[i]} if pin else cores)
+            try:
+                nodes.cluster.add_node(num_cpus=1, node_name=f"worker-{i + 1}")
+            finally:
+                os.sched_setaffinity(0, cores)
+        nodes.cluster.wait_for_nodes()
         name = f"nodes-{workers}-{repeat}"
         results.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         with open(results / f"{name}.log", "w") as log:  # the driver's output; printed if it fails
             done = subprocess.run([sys.executable, "-m", "search", "run", str(ROOT / "tests" / "spaces" / "steady.py"),
                                    "--data", str(data), "--results", str(results), "--name", name,
-                                   "--address", info.address, "--samples", str(samples), "--no-final"],
-                                  cwd=ROOT, env={**os.environ, **info.env}, stdout=log, stderr=subprocess.STDOUT)
+                                   "--address", nodes.address, "--samples", str(samples), "--no-final"],
+                                  cwd=ROOT, env={**os.environ, **nodes.env}, stdout=log, stderr=subprocess.STDOUT)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"{name} failed:\n" + "\n".join((results / f"{name}.log").read_text().splitlines()[-30:]))
-    finally:
-        cluster.down(info)
     run = json.loads((results / name / "run.json").read_text())
     trials = json.loads((results / name / "trials.json").read_text()).values()
     parse = lambda stamp: datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z")  # noqa: E731

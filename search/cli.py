@@ -80,10 +80,6 @@ def _parser() -> argparse.ArgumentParser:
     final.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
     final.add_argument("--address", help="Ray cluster address (default: as the run was started)")
     _backend_flag(final, "the run's, from run.json")
-
-    from search import cluster
-
-    cluster.add_cli(commands)  # cluster up | down | kill-worker
     return parser
 
 
@@ -132,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         commands = {"data": cmd_data, "train": cmd_train, "run": cmd_run, "resume": cmd_resume,
-                    "leaderboard": cmd_leaderboard, "final": cmd_final, "cluster": cmd_cluster,
-                    "report": cmd_report}
+                    "leaderboard": cmd_leaderboard, "final": cmd_final, "report": cmd_report}
         return commands[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -298,8 +293,3 @@ def _looking_hint(run_dir: Path) -> str:
     return (f"look at it: {run_dir / REPORT} (any browser, offline); `tensorboard --logdir {run_dir}`; "
             f"`optuna-dashboard {study_url(run_dir)}` (pip install tensorboard optuna-dashboard)")
 
-
-def cmd_cluster(args: argparse.Namespace) -> int:
-    from search import cluster
-
-    return cluster.cmd_cluster(args)

@@ -1,5 +1,5 @@
-"""Fault injection on a real multi-node Ray: a head (0 CPUs) and two 1-CPU worker nodes, started with
-`ray start` on this machine (search.cluster), and the search driven through the real CLI with --address.
+"""Fault injection on a real multi-node Ray: a head (0 CPUs) and two 1-CPU worker nodes on this machine
+(Ray's ray.cluster_utils.Cluster, tests/clusters.py), and the search driven through the real CLI with --address.
 
 (a) a worker node dies mid-search, (b) the driver is SIGKILLed and resumed, (c) trials that raise,
 diverge or outgrow their memory share, (d) a pandas reader polling leaderboard.csv throughout a run,
@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from search import cluster
+from clusters import LocalCluster, local_cluster
 from search.protocol import Status
 from searching import SPACES, finished_and_running, read_json, records, search, start, tail, wait, wait_for
 
@@ -29,14 +28,11 @@ CHROMIUM = shutil.which("chromium")
 
 @pytest.fixture
 def ray_cluster():
-    info = cluster.up(workers=2, temp_dir=tempfile.mkdtemp(prefix="c3s-", dir="/tmp"))  # short: socket paths
-    try:
-        yield info
-    finally:
-        cluster.down(info)
+    with local_cluster(workers=2) as nodes:
+        yield nodes
 
 
-def _run_args(space: str, data: Path, results: Path, name: str, info: cluster.ClusterInfo, *extra: str) -> list[str]:
+def _run_args(space: str, data: Path, results: Path, name: str, info: LocalCluster, *extra: str) -> list[str]:
     return ["run", str(SPACES / space), "--data", str(data), "--results", str(results), "--name", name,
             "--address", info.address, "--no-final", *extra]
 
@@ -47,7 +43,7 @@ def test_a_lost_worker_node_costs_its_trials_no_checkpointed_epoch(ray_cluster, 
     victim = wait_for(run_dir, driver, "a trial mid-run", log=log, found=lambda trials: next(
         (r for r in trials.values() if r.status == "running" and r.epochs and max(r.epochs) < 4), None))
     dead = victim.node
-    cluster.kill_worker(dead, ray_cluster, wait_dead=45)  # the raylet and every process of that node, at once
+    ray_cluster.kill(dead)  # SIGKILLs the node's raylet and agents; returns once Ray's GCS marks the node dead
     wait(driver, log)
 
     after = records(run_dir)
@@ -97,8 +93,7 @@ def test_b_a_killed_driver_resumes_on_the_cluster_without_rerunning_or_losing_tr
 def faulty_run(small_data_file, tmp_path_factory):
     """Run faults.py on a fresh 3-node cluster, with a pandas reader and a browser watching; return what they saw."""
     tmp = tmp_path_factory.mktemp("faulty")
-    info = cluster.up(workers=2, temp_dir=tempfile.mkdtemp(prefix="c3s-", dir="/tmp"))
-    try:
+    with local_cluster(workers=2, dashboard=True) as info:
         log, run_dir = tmp / "driver.log", tmp / "faulty"
         driver = start(log, *_run_args("faults.py", small_data_file, tmp, "faulty", info, "--memory-per-trial", "1.5"),
                        env=info.env)
@@ -110,8 +105,6 @@ def faulty_run(small_data_file, tmp_path_factory):
         reader.stop()
         return {"run_dir": run_dir, "reads": reader.reads, "errors": reader.errors, "page": page,
                 "screenshot": tmp / "dashboard.png", "log": tail(log)}
-    finally:
-        cluster.down(info)
 
 
 def test_c_bad_trials_are_marked_with_their_reason_and_the_others_finish(faulty_run):
@@ -134,7 +127,7 @@ def test_d_leaderboard_csv_parses_at_every_read_and_never_loses_a_row(faulty_run
     reads, errors = faulty_run["reads"], faulty_run["errors"]
     assert not errors, errors[:3]
     assert len(reads) >= 50  # it really was polled throughout the run
-    assert reads[-1] == frozenset(pd.read_csv(faulty_run["run_dir"] / "leaderboard.csv")["trial_id"])
+    assert reads[-1] == frozenset(pd.read_csv(faulty_run["run_dir"] / "leaderboard.csv", dtype={"trial_id": str})["trial_id"])
     for earlier, later in zip(reads, reads[1:]):
         assert earlier <= later  # atomic rewrites: a reader sees the old file or the new one, never less
 
@@ -160,7 +153,7 @@ class _Reader(threading.Thread):
         while not self.done.is_set():
             if self.path.exists():
                 try:
-                    self.reads.append(frozenset(pd.read_csv(self.path)["trial_id"]))
+                    self.reads.append(frozenset(pd.read_csv(self.path, dtype={"trial_id": str})["trial_id"]))
                 except Exception as e:  # noqa: BLE001 - any failure to parse is what this test looks for
                     self.errors.append(f"{type(e).__name__}: {e}")
             time.sleep(0.02)
@@ -170,7 +163,7 @@ class _Reader(threading.Thread):
         self.join()
 
 
-def _dashboard_page(info: cluster.ClusterInfo, screenshot: Path) -> dict:
+def _dashboard_page(info: LocalCluster, screenshot: Path) -> dict:
     """Open the dashboard's Jobs page in headless Chromium, without and then with the auth cookie; screenshot the latter."""
     from playwright.sync_api import sync_playwright
 

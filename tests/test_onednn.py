@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 
-from search import cluster
+from clusters import local_cluster
 
 PROBE = "from tensorflow.python.util import _pywrap_util_port; print(_pywrap_util_port.IsMklEnabled())"
 
@@ -47,16 +46,8 @@ def test_ray_workers_have_it_before_they_import_tensorflow():
     # Nodes started without the switch, as on a cluster whose machines never set it: only the job's
     # runtime_env (run.connect) can bring it to their worker processes.
     plain = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    old = os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
-    try:
-        info = cluster.up(workers=1, temp_dir=tempfile.mkdtemp(prefix="c3s-", dir="/tmp"))  # short: socket paths
-    finally:
-        if old is not None:
-            os.environ["TF_ENABLE_ONEDNN_OPTS"] = old
-    try:
-        result = subprocess.run([sys.executable, "-c", DRIVER, info.address], capture_output=True, text=True,
-                                timeout=300, env={**plain, **info.env})
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert result.stdout.strip().splitlines()[-1] == "(True, '1')"
-    finally:
-        cluster.down(info)
+    with local_cluster(workers=1, unset=("TF_ENABLE_ONEDNN_OPTS",)) as nodes:
+        result = subprocess.run([sys.executable, "-c", DRIVER, nodes.address], capture_output=True, text=True,
+                                timeout=300, env={**plain, **nodes.env})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "(True, '1')"

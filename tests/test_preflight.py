@@ -10,8 +10,8 @@ import time
 
 import pytest
 import ray
-from ray.cluster_utils import Cluster
 
+from clusters import local_cluster
 from kaggle import MALFORMED, kaggle_file
 from searching import SPACES, search
 from search import cli, disk, resources
@@ -86,16 +86,18 @@ def test_a_request_no_node_can_hold_is_refused_at_once_on_a_local_ray(tmp_path):
 
 @pytest.fixture
 def one_cpu_cluster():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    ray.init(address=cluster.address)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+    """A head with no CPUs and one 1-CPU worker (tests/clusters.py), this process connected as a driver."""
+    with local_cluster(workers=1) as cluster:
+        ray.init(address=cluster.address)
+        try:
+            yield cluster.cluster
+        finally:
+            ray.shutdown()
 
 
 def test_waiting_for_nodes_ends_when_one_joins_or_with_one_line_after_the_wait(one_cpu_cluster, capsys):
     # Nothing fits: with no wait, refused at once, naming the request and the nodes.
-    with pytest.raises(UserError, match=r"request of 2 CPU, 0 GPU: the cluster has 1 node of 1 CPU, 0 GPU"):
+    with pytest.raises(UserError, match=r"request of 2 CPU, 0 GPU: the cluster has 1 node of 0 CPU, .*; 1 node of 1 CPU, 0 GPU"):
         resources.wait_until_placeable(resources.Resources(cpus=2), wait_s=0)
     with pytest.raises(UserError, match=r"2 CPU, 0 GPU, 1000.0 GiB memory after waiting 1 s"):
         resources.wait_until_placeable(resources.Resources(cpus=2, memory_gib=1000), wait_s=1)

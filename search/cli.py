@@ -221,7 +221,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    keras_backend = backend.choose(args.backend)  # before the space file's keras-tuner imports Keras
     from search import run
     from search.options import RunOptions
     from search.resources import Resources
@@ -233,7 +232,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         space_path=args.space, data=args.data, results=args.results, name=args.name, address=args.address,
         samples=args.samples, max_epochs=args.max_epochs, seed=args.seed, final=not args.no_final,
         resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.memory_per_trial),
-        dashboard_host=args.dashboard_host, backend=keras_backend, wait_for_resources=args.wait_for_resources,
+        dashboard_host=args.dashboard_host, backend=args.backend, wait_for_resources=args.wait_for_resources,
     )
     prepared = run.prepare(options)  # the space, the whole data file, the run folder and its disk, before Ray starts
     print(f"run folder: {prepared.run_dir}\n{_looking_hint(prepared.run_dir)} (the report is rewritten as the search runs)")

@@ -34,7 +34,8 @@ class Prepared:
 def prepare(options: RunOptions) -> Prepared:
     """The backend, the space with the command line's overrides, the whole data file, and a fresh run folder
     that can be written and has room for the run's checkpoints. Nothing here starts Ray."""
-    backend.choose(options.backend)  # before the space's keras-tuner imports Keras
+    # The backend first (the space's keras-tuner imports Keras), resolved: None means $KERAS_BACKEND, else tensorflow.
+    options = dataclasses.replace(options, backend=backend.choose(options.backend))
     space = load_space(options.space_path)
     space = dataclasses.replace(space, settings=space.settings.replace(**options.settings_overrides()))
     data_file = data.check(options.data)
@@ -47,11 +48,10 @@ def prepare(options: RunOptions) -> Prepared:
 def start(run: Prepared) -> dict[str, Any]:
     """Search the prepared run, then pick the best and test it once; return the summary."""
     options, space, run_dir = run.options, run.space, run.run_dir
-    keras_backend = backend.choose(options.backend)
     train, val = _search_data(run.data_file, space)
     with files.removed_if_refused(run_dir):
-        _connect(options, keras_backend)
-    info = provenance.start(run_dir, options, space, run.data_file, (len(train), len(val)), keras_backend)
+        _connect(options, options.backend)
+    info = provenance.start(run_dir, options, space, run.data_file, (len(train), len(val)), options.backend)
     with StopSignals(run_dir) as stop:
         with stop.tune():
             records = tuner.search(space, train, val, run_dir, options.resources)

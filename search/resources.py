@@ -94,7 +94,7 @@ def _describe_nodes(nodes: list[dict[str, float]]) -> str:
     if not nodes:
         return "no alive node"
     kinds: dict[str, int] = {}
-    for node in nodes:
+    for node in sorted(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), reverse=True):  # largest first
         text = _describe({**node, "memory": node.get("memory", 0.0)})
         kinds[text] = kinds.get(text, 0) + 1
     return "; ".join(f"{count} node{'s' if count > 1 else ''} of {text}" for text, count in kinds.items())

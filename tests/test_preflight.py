@@ -97,7 +97,7 @@ def one_cpu_cluster():
 
 def test_waiting_for_nodes_ends_when_one_joins_or_with_one_line_after_the_wait(one_cpu_cluster, capsys):
     # Nothing fits: with no wait, refused at once, naming the request and the nodes.
-    with pytest.raises(UserError, match=r"request of 2 CPU, 0 GPU: the cluster has 1 node of 0 CPU, .*; 1 node of 1 CPU, 0 GPU"):
+    with pytest.raises(UserError, match=r"request of 2 CPU, 0 GPU: the cluster has 1 node of 1 CPU, 0 GPU, .*; 1 node of 0 CPU"):
         resources.wait_until_placeable(resources.Resources(cpus=2), wait_s=0)
     with pytest.raises(UserError, match=r"2 CPU, 0 GPU, 1000.0 GiB memory after waiting 1 s"):
         resources.wait_until_placeable(resources.Resources(cpus=2, memory_gib=1000), wait_s=1)

@@ -92,5 +92,5 @@ def quiet_tensorflow_import() -> None:
 
 
 def setup_worker() -> None:
-    """Ray's worker_process_setup_hook (see run.connect): every worker of the job imports TensorFlow quietly."""
+    """Ray's worker_process_setup_hook (see connection.connect): every worker of the job imports TensorFlow quietly."""
     quiet_tensorflow_import()

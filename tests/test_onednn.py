@@ -44,7 +44,7 @@ print(ray.get(probe.remote()))
 
 def test_ray_workers_have_it_before_they_import_tensorflow():
     # Nodes started without the switch, as on a cluster whose machines never set it: only the job's
-    # runtime_env (run.connect) can bring it to their worker processes.
+    # runtime_env (connection.connect) can bring it to their worker processes.
     plain = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     with local_cluster(workers=1, unset=("TF_ENABLE_ONEDNN_OPTS",)) as nodes:
         result = subprocess.run([sys.executable, "-c", DRIVER, nodes.address], capture_output=True, text=True,

@@ -190,14 +190,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     params = _train_params(args)  # every flag and parameter is checked before data or Keras load
     from search import data, files
 
-    data_file = data.check(args.data)  # the whole file, test split included, with or without --test
+    data_file = data.resolve(args.data)
+    train_full = data.load_train(data_file)  # the whole file checked, test split included, with or without --test
     out = files.new_dir(args.out or RESULTS / f"train-{args.preset or 'params'}-{time.strftime('%Y%m%d-%H%M%S')}")
 
     import pandas as pd
 
     from search import train
 
-    train_set, val_set = data.train_val_split(data.load(data_file, "train"), args.val_fraction, seed=args.seed)
+    train_set, val_set = data.train_val_split(train_full, args.val_fraction, seed=args.seed)
     print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set)}); params: {json.dumps(params)}")
     files.write_json(out / "params.json", {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file),
                                            "backend": keras_backend})

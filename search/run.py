@@ -23,11 +23,14 @@ from search.stopping import StopSignals
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """A run that passed every check that needs no Ray: its options, space, data file and fresh run folder."""
+    """A run that passed every check that needs no Ray: its options, space, data file (and its search
+    data: the training split, divided into search-train and validation) and fresh run folder."""
 
     options: RunOptions
     space: Space
     data_file: Path
+    train: data.Volumes
+    val: data.Volumes
     run_dir: Path
 
 
@@ -38,17 +41,17 @@ def prepare(options: RunOptions) -> Prepared:
     options = dataclasses.replace(options, backend=backend.choose(options.backend))
     space = load_space(options.space_path)
     space = dataclasses.replace(space, settings=space.settings.replace(**options.settings_overrides()))
-    data_file = data.check(options.data)
+    data_file = data.resolve(options.data)
+    train, val = _search_data(data_file, space)  # validates the whole file
     run_dir = files.new_dir(options.results / (options.name or f"{space.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"))
     with files.removed_if_refused(run_dir):
         disk.check_room(run_dir, space)
-    return Prepared(options, space, data_file, run_dir)
+    return Prepared(options, space, data_file, train, val, run_dir)
 
 
 def start(run: Prepared) -> dict[str, Any]:
     """Search the prepared run, then pick the best and test it once; return the summary."""
-    options, space, run_dir = run.options, run.space, run.run_dir
-    train, val = _search_data(run.data_file, space)
+    options, space, run_dir, train, val = run.options, run.space, run.run_dir, run.train, run.val
     with files.removed_if_refused(run_dir):
         _connect(options, options.backend)
     info = provenance.start(run_dir, options, space, run.data_file, (len(train), len(val)), options.backend)
@@ -123,8 +126,9 @@ def _connect(options: RunOptions, keras_backend: str) -> None:
 
 
 def _search_data(data_file: Path, space: Space) -> tuple[data.Volumes, data.Volumes]:
-    """The training split only, divided into search-train and validation: the test split stays unread."""
-    return data.train_val_split(data.load(data_file, "train"), space.settings.val_fraction, seed=space.settings.seed)
+    """The training split, divided into search-train and validation, once the whole file is valid (the test
+    split's values are checked and dropped: none reaches a model before the final evaluation)."""
+    return data.train_val_split(data.load_train(data_file), space.settings.val_fraction, seed=space.settings.seed)
 
 
 def _unchanged_inputs(info: dict[str, Any]) -> tuple[Space, Path]:
@@ -132,8 +136,8 @@ def _unchanged_inputs(info: dict[str, Any]) -> tuple[Space, Path]:
     space = load_space(info["space"]["path"])
     if space.sha256 != info["space"]["sha256"]:
         raise UserError(f"{space.path}: the space file changed since the run started; resume needs the original")
-    data_file = data.check(info["data"]["path"])
-    if data.sha256(data_file) != info["data"]["sha256"]:
+    data_file = Path(info["data"]["path"])
+    if data_file.is_file() and data.sha256(data_file) != info["data"]["sha256"]:  # a missing one: _search_data says so
         raise UserError(f"{data_file}: the data file changed since the run started")
     as_run = {k: info["space"]["settings"][k] for k in ("samples", "max_epochs", "seed")}
     return dataclasses.replace(space, settings=space.settings.replace(**as_run)), data_file

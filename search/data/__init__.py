@@ -15,17 +15,17 @@ import pandas as pd
 
 from search.data.cache import regenerated_file
 from search.data.colormap import ORANGES_LUT, colorize, colormap_indices
-from search.data.h5file import CLASSES, SIDE, check_file, read_split, sha256
+from search.data.h5file import CLASSES, SIDE, read_split, sha256
 
 __all__ = [
     "CLASSES",
     "ORANGES_LUT",
     "SIDE",
     "Volumes",
-    "check",
     "colorize",
     "colormap_indices",
     "load",
+    "load_train",
     "regenerated_file",
     "resolve",
     "sha256",
@@ -53,11 +53,16 @@ def resolve(path: str | os.PathLike | None) -> Path:
     return Path(path) if path else regenerated_file()
 
 
-def check(path: str | os.PathLike | None) -> Path:
-    """The data file to use (see resolve), after validating all of it: every key, shape, dtype and value of both splits."""
+def load_train(path: str | os.PathLike | None) -> Volumes:
+    """The train split, once the whole file is valid: every key, shape, dtype and value of both splits.
+
+    The test split is read only to be checked, then dropped: a malformed one fails here, before any
+    training, not at the final evaluation.
+    """
     path = resolve(path)
-    check_file(path)
-    return path
+    train = load(path, "train")
+    read_split(path, "test")
+    return train
 
 
 def load(path: str | os.PathLike | None = None, split: str = "train") -> Volumes:

@@ -44,16 +44,6 @@ def read_split(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndar
     return _validated(path, x_key, x, y_key, y)
 
 
-def check_file(path: str | os.PathLike) -> None:
-    """Validate the whole file, both splits, as read_split does; UserError on the first problem.
-
-    Run before any training, so a bad test split fails in a second rather than after the search.
-    The test values are read here only to be checked; nothing is kept or returned.
-    """
-    for split in SPLITS:
-        read_split(path, split)
-
-
 def _validated(path: Path, x_key: str, x: np.ndarray, y_key: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if x.ndim != 2 or x.shape[1] != VOXELS:
         raise UserError(f"{path}: '{x_key}' has shape {x.shape}, expected (N, {VOXELS})")

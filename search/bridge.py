@@ -103,6 +103,18 @@ def _suggest(trial: optuna.trial.Trial, hp: Any) -> Any:
     raise UserError(f"hp {hp.name!r}: {type(hp).__name__} is not supported")
 
 
+def throwaway_study(seed: int) -> optuna.Study:
+    """An in-memory study with Optuna's RandomSampler, for a dry run or an estimate, without its "A new study" line."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def sampled(space: Space, trial: optuna.trial.Trial) -> keras_tuner.HyperParameters:
     """Run space(hp) with values from trial; return the hp container (the load-time dry run uses it too)."""
     hps = _bridge()(trial)

@@ -43,20 +43,13 @@ def check_room(run_dir: Path, space: Space) -> None:
 
 def _param_counts(space: Space) -> list[int]:
     """Weights of the baselines and of DRAWS random feasible configurations of the space (infeasible ones train nothing)."""
-    import optuna
-
     from search import console, model, params
-    from search.bridge import sample
+    from search.bridge import sample, throwaway_study
     from search.protocol import split_config
 
     configs = list(space.settings.baseline_configs().values())
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line for a throwaway
-    try:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=space.settings.seed))
-        configs += [sample(space, study.ask()) for _ in range(DRAWS)]
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    study = throwaway_study(space.settings.seed)
+    configs += [sample(space, study.ask()) for _ in range(DRAWS)]
     hyperparameters = [params.validate(split_config(c)[0]) for c in configs]
     with console.filtered_stderr():  # this is the driver's first Keras op: TensorFlow's GPU lookup, quietly
         return [model.count_params(c) for c in hyperparameters if params.check(c) is None] or [0]

@@ -149,20 +149,14 @@ def _where(path: Path, error: BaseException) -> str:
 def _dry_run(space: Space) -> None:
     """Run space(hp) with keras-tuner's defaults and with one random Optuna trial; validate both."""
     import keras_tuner
-    import optuna
 
-    from search.bridge import complete, sampled
+    from search.bridge import complete, sampled, throwaway_study
 
     defaults = keras_tuner.HyperParameters()
     space.call(defaults)
     if not defaults.space:
         raise UserError(f"{space.path}: space(hp) declares no hyperparameters")
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" line for a throwaway
-    try:
-        sampled_hps = sampled(space, optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask())
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    sampled_hps = sampled(space, throwaway_study(seed=0).ask())
     for hps in (defaults, sampled_hps):
         try:
             for hp in hps.space:

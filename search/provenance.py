@@ -46,11 +46,16 @@ def start(run_dir: Path, options: RunOptions, space: Space, data_file: Path, spl
 
 def read(run_dir: Path) -> tuple[dict[str, Any], RunOptions]:
     """(run.json, its options) of an existing run folder."""
+    info = read_info(run_dir)
+    return info, RunOptions.from_json(info["options"])
+
+
+def read_info(run_dir: Path) -> dict[str, Any]:
+    """run.json of an existing run folder, as stored; UserError for a folder that is not a run's."""
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run folder (no {RUN_FILE})")
-    info = json.loads(path.read_text())
-    return info, RunOptions.from_json(info["options"])
+    return json.loads(path.read_text())
 
 
 def keras_backend(info: dict[str, Any]) -> str:

@@ -20,8 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from search import files, leaderboard
-from search.errors import UserError
+from search import files, leaderboard, provenance
 from search.protocol import Stage, Status
 
 REPORT = "report.html"
@@ -42,10 +41,8 @@ def study_url(run_dir: Path) -> str:
 def write(run_dir: Path) -> Path:
     """Render the run folder's report.html and its PNGs (atomically); return the report's path."""
     run_dir = Path(run_dir)
-    if not (run_dir / "run.json").is_file():
-        raise UserError(f"{run_dir}: not a run folder (no run.json)")
     with _LOCK:
-        info = json.loads((run_dir / "run.json").read_text())
+        info = provenance.read_info(run_dir)
         records = leaderboard.Records.load(run_dir)
         board = leaderboard.leaderboard(records)
         final = _final(run_dir)

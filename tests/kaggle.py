@@ -11,9 +11,9 @@ def kaggle_file(path, **overrides):
     rng = np.random.default_rng(0)
     arrays = {
         "X_train": rng.random((20, 4096)),
-        "y_train": np.arange(20) % 10,
+        "y_train": np.arange(20) // 2,  # rows 2i and 2i+1 are one digit and its rotated copy
         "X_test": rng.random((10, 4096)),
-        "y_test": np.arange(10),
+        "y_test": np.arange(10) // 2,
     }
     arrays.update(overrides)
     with h5py.File(path, "w") as f:
@@ -48,6 +48,7 @@ def _malformed_split(x: str, y: str, rows: int) -> list[tuple[str, object, str]]
         (f"{split}-range", lambda p: kaggle_file(p, **{x: np.full((rows, 4096), 1.5)}), f"'{x}' has values in [1.5, 1.5]"),
         (f"{split}-label-range", lambda p: kaggle_file(p, **{y: np.full(rows, 10)}), f"'{y}' has labels in [10, 10]"),
         (f"{split}-fractional-label", lambda p: kaggle_file(p, **{y: np.full(rows, 2.5)}), f"'{y}' must hold integer"),
+        (f"{split}-unpaired", lambda p: kaggle_file(p, **{y: np.arange(rows) % 10}), f"'{y}' rows 0 and 1 have labels 0 and 1"),
     ]
 
 

@@ -96,7 +96,7 @@ def test_loader_happy_path(tmp_path):
     path = _kaggle_file(tmp_path / "ok.h5")
     train = data.load(path, "train")
     assert train.x.shape == (20, 16, 16, 16) and train.x.dtype == np.uint8
-    assert train.y.tolist() == (np.arange(20) % 10).tolist()
+    assert train.y.tolist() == (np.arange(20) // 2).tolist()
     with h5py.File(path) as f:
         expected = data.colormap_indices(f["X_train"][()].reshape(-1, 16, 16, 16))
     np.testing.assert_array_equal(train.x, expected)
@@ -186,3 +186,29 @@ def test_stratified_split_is_seeded_and_proportional():
     other, _ = data.train_val_split(volumes, 0.2, seed=4)
     np.testing.assert_array_equal(train.x, again.x)
     assert not np.array_equal(train.x, other.x)
+
+
+def test_split_never_separates_a_digit_from_its_rotated_copy(small_data_file):
+    """Kaggle's rows 2i and 2i+1 are one source digit: both land on the same side, on the real layout."""
+    volumes = data.load(small_data_file, "train")
+    # Tag every row with its source digit (row // 2) in the first voxel, then find each row after the split.
+    tagged = data.Volumes(volumes.x.copy(), volumes.y)
+    tagged.x[:, 0, 0, 0] = data.source_digits(len(volumes)) % 256
+    tagged.x[:, 0, 0, 1] = data.source_digits(len(volumes)) // 256
+    for seed in range(5):
+        train, val = data.train_val_split(tagged, 0.2, seed=seed)
+        source = lambda v: set((v.x[:, 0, 0, 0].astype(int) + 256 * v.x[:, 0, 0, 1].astype(int)).tolist())
+        train_sources, val_sources = source(train), source(val)
+        assert not train_sources & val_sources, f"seed {seed}: a source digit straddles the split"
+        assert len(train_sources) + len(val_sources) == len(volumes) // 2
+        assert len(val) == 2 * len(val_sources)  # both rows of every validation digit
+        # stratified: each digit's share of validation sources is val_fraction of its sources, rounded
+        per_digit = np.bincount(volumes.y[::2], minlength=10)
+        assert np.bincount(val.y[::2], minlength=10).tolist() == [round(0.2 * n) for n in per_digit]
+
+
+def test_an_unpaired_file_is_refused(tmp_path):
+    """A file whose rows 2i and 2i+1 disagree is not Kaggle's layout: the split could not keep pairs together."""
+    path = _kaggle_file(tmp_path / "unpaired.h5", y_train=np.arange(20) % 10)
+    with pytest.raises(UserError, match=r"unpaired.h5: 'y_train' rows 0 and 1 have labels 0 and 1"):
+        data.load(path, "train")

@@ -29,6 +29,7 @@ __all__ = [
     "regenerated_file",
     "resolve",
     "sha256",
+    "source_digits",
     "train_val_split",
 ]
 
@@ -75,11 +76,21 @@ def load(path: str | os.PathLike | None = None, split: str = "train") -> Volumes
 
 
 def train_val_split(volumes: Volumes, val_fraction: float = 0.2, seed: int = 0) -> tuple[Volumes, Volumes]:
-    """A seeded split stratified by digit: val_fraction of every class goes to validation."""
+    """A seeded split stratified by digit that keeps each source digit's rows on one side.
+
+    In Kaggle's layout rows 2i and 2i+1 are one MNIST digit and its rotated copy (``source_digits``):
+    val_fraction of every class's source digits go to validation with both their rows, so no
+    validation volume has its twin among the training volumes.
+    """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    labels = pd.Series(volumes.y)
-    val_index = labels.groupby(labels).sample(frac=val_fraction, random_state=seed).index.sort_values()
-    is_val = np.zeros(len(volumes), dtype=bool)
-    is_val[val_index] = True
+    source = source_digits(len(volumes))
+    digit_of_source = pd.Series(volumes.y).groupby(source).first()
+    val_sources = digit_of_source.groupby(digit_of_source).sample(frac=val_fraction, random_state=seed).index
+    is_val = np.isin(source, val_sources)
     return Volumes(volumes.x[~is_val], volumes.y[~is_val]), Volumes(volumes.x[is_val], volumes.y[is_val])
+
+
+def source_digits(rows: int) -> np.ndarray:
+    """The source digit of each row in Kaggle's layout: rows 2i and 2i+1 come from digit i (see data/h5file)."""
+    return np.arange(rows) // 2

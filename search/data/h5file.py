@@ -64,6 +64,13 @@ def _validated(path: Path, x_key: str, x: np.ndarray, y_key: str, y: np.ndarray)
         raise UserError(f"{path}: '{y_key}' must hold integer class labels")
     if y.min() < 0 or y.max() >= CLASSES:
         raise UserError(f"{path}: '{y_key}' has labels in [{y.min():g}, {y.max():g}], expected 0-{CLASSES - 1}")
+    # Kaggle's layout: row 2i is a source digit, row 2i+1 its rotated copy. The validation split keeps
+    # each pair together (data.train_val_split), which is only right if the file really is paired.
+    unpaired = np.flatnonzero(y[0:len(y) - 1:2] != y[1::2])
+    if len(unpaired):
+        row = 2 * int(unpaired[0])
+        raise UserError(f"{path}: '{y_key}' rows {row} and {row + 1} have labels {y[row]:g} and {y[row + 1]:g}; "
+                        f"Kaggle's layout pairs each digit (row 2i) with its rotated copy (row 2i+1)")
     return x.reshape(-1, SIDE, SIDE, SIDE), y.astype(np.int64)
 
 

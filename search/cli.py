@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--val-fraction", type=float, default=0.2, help="validation share of train (default 0.2)")
     train.add_argument("--test", action="store_true", help="after training, evaluate once on the test set")
     train.add_argument("--out", type=Path, help="output folder (default: a new one under results/)")
+    _precision_flag(train)
     _backend_flag(train, "$KERAS_BACKEND, else tensorflow")
     run = commands.add_parser("run", help="search a space file with Ray Tune, then retrain the best and test it once")
     run.add_argument("space", type=Path, help="space file, e.g. spaces/wide.py")
@@ -48,12 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="run folder name under --results (default: <space>-<time>)")
     run.add_argument("--address", help="Ray cluster address, e.g. 'auto' (default: start a local Ray)")
     run.add_argument("--samples", type=_positive(int), help="number of trials (overrides the space file)")
+    run.add_argument("--time-budget", type=_positive(float), metavar="SECONDS", dest="time_budget_s",
+                     help="stop the search stage after this long, then go on to the finalists (overrides the space file)")
     run.add_argument("--max-epochs", type=_positive(int), help="epoch cap per trial, ASHA's max_t (overrides the space file)")
     run.add_argument("--cpus-per-trial", type=_positive(float), default=1.0, help="CPUs per trial (default 1)")
     run.add_argument("--gpus-per-trial", type=_gpu_share, default=0.0, help="GPUs per trial: a fraction below 1 or a whole number (default 0)")
     run.add_argument("--max-concurrent", type=_positive(int), help="at most this many trials at once")
     run.add_argument("--memory-per-trial", type=_positive(float), metavar="GIB",
                      help="memory each trial reserves on its node and may not outgrow (default: no limit)")
+    run.add_argument("--mps", action="store_true",
+                     help="run NVIDIA MPS on each GPU node, so trials sharing a GPU run their kernels at once")
+    _precision_flag(run)
     _wait_flag(run)
     run.add_argument("--results", type=Path, default=RESULTS, help="folder of run folders (default results/)")
     run.add_argument("--seed", type=_non_negative(int), help="seed of the sampler, split and trials (overrides the space file)")
@@ -87,6 +93,12 @@ def _wait_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait-for-resources", type=_non_negative(float), metavar="SECONDS",
                         help="wait this long for a node that can hold one trial before giving up (default: 0 on a "
                              "local Ray or a cluster without an autoscaler, 600 on a `ray up` cluster)")
+
+
+def _precision_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=backend.PRECISIONS, default="float32",
+                        help="Keras dtype policy; mixed_bfloat16 computes in bfloat16 on GPUs, the loss stays float32 "
+                             "(default float32)")
 
 
 def _backend_flag(parser: argparse.ArgumentParser, default: str) -> None:
@@ -201,9 +213,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_set, val_set = data.train_val_split(train_full, args.val_fraction, seed=args.seed)
     print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set)}); params: {json.dumps(params)}")
     files.write_json(out / "params.json", {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file),
-                                           "backend": keras_backend})
+                                           "backend": keras_backend, "precision": args.precision})
     if keras_backend == "tensorflow":
         backend.tensorflow_gpus()  # its first GPU lookup, without the no-driver noise
+    backend.set_precision(args.precision)
     started = time.perf_counter()
     model, history = train.fit(params, train_set, val_set)
     seconds = time.perf_counter() - started
@@ -231,8 +244,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               "through Ray's job API", file=sys.stderr)
     options = RunOptions(
         space_path=args.space, data=args.data, results=args.results, name=args.name, address=args.address,
-        samples=args.samples, max_epochs=args.max_epochs, seed=args.seed, final=not args.no_final,
-        resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.memory_per_trial),
+        samples=args.samples, time_budget_s=args.time_budget_s, max_epochs=args.max_epochs, seed=args.seed, final=not args.no_final,
+        resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.memory_per_trial,
+                            mps=args.mps, precision=args.precision),
         dashboard_host=args.dashboard_host, backend=args.backend, wait_for_resources=args.wait_for_resources,
     )
     prepared = run.prepare(options)  # the space, the whole data file, the run folder and its disk, before Ray starts

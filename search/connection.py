@@ -17,17 +17,23 @@ from search import backend
 from search.errors import UserError
 
 
-def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backend: str = backend.DEFAULT) -> None:
+def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backend: str = backend.DEFAULT,
+            mps: bool = False) -> None:
     """Start a local Ray (dashboard on dashboard_host) or join the cluster at address ("auto" for the local one).
 
     Every worker process of this job gets KERAS_BACKEND=keras_backend (and the backend's other variables).
+    With mps, a local Ray's GPU gets its MPS daemon now, before any worker creates a CUDA context (on a
+    cluster each trial starts its node's daemon); where MPS cannot start, one line says why and trials
+    share the GPU by time-slicing.
     """
     import ray
 
     if ray.is_initialized():
         return
+    if mps and not address:
+        print(f"mps: {backend.start_mps(stop_at_exit=True)}", flush=True)
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning",
-                        **backend.env_vars(keras_backend)}}
+                        **backend.env_vars(keras_backend, mps)}}
     env["worker_process_setup_hook"] = "search.console.setup_worker"  # TensorFlow's GPU-less start-up lines
     if address:
         context = ray.init(address=address, runtime_env=env)
@@ -101,4 +107,5 @@ def facts(address: str | None) -> dict[str, Any]:
     return {"address": address,  # None: a local Ray that this driver started
             "session": ray.get_runtime_context().get_session_name(),
             "resources": ray.cluster_resources(), "nodes": len([n for n in ray.nodes() if n["Alive"]]),
-            "host": platform.node(), "pid": os.getpid()}
+            "host": platform.node(), "pid": os.getpid(),
+            "mps": backend.mps_running()}  # on the driver's node, the GPU node of a local run

@@ -23,15 +23,15 @@ from search.resources import Resources
 PREDICTIONS = "predictions.csv"  # row, digit, predicted: one line per test row
 
 
-def retrain_and_test(params: dict[str, Any], train_full: data.Volumes,
-                     test: data.Volumes) -> tuple[dict[str, Any], bytes, np.ndarray]:
+def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test: data.Volumes,
+                     precision: str = "float32", mps: bool = False) -> tuple[dict[str, Any], bytes, np.ndarray]:
     """Train params on train_full, evaluate once on test; return (test metrics, the .keras file's bytes, predictions)."""
     import keras
 
     from search import backend, train
 
     assigned = ray.get_runtime_context().get_assigned_resources() if ray.is_initialized() else {}
-    backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0))
+    backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0), precision=precision, mps=mps)
     started = time.perf_counter()
     model, history = train.fit(params, train_full, None, verbose=2)
     metrics, predicted = train.evaluate(model, test)
@@ -56,10 +56,10 @@ def test_once(params: dict[str, Any], data_file: Path, out: Path, resources: Res
     done = Path(out) / "test_metrics.json"
     if done.is_file():
         return json.loads(done.read_text())["accuracy"]
-    return run_final(params, data_file, out, resources.cpus, resources.gpus)["accuracy"]
+    return run_final(params, data_file, out, resources)["accuracy"]
 
 
-def run_final(params: dict[str, Any], data_file: Path, out_dir: Path, cpus: float, gpus: float) -> dict[str, Any]:
+def run_final(params: dict[str, Any], data_file: Path, out_dir: Path, resources: Resources) -> dict[str, Any]:
     """Retrain and test on a Ray worker; write test_metrics.json, model.keras and predictions.csv.
 
     predictions.csv has each test row's digit and prediction, for the report (in Kaggle's layout even rows
@@ -69,12 +69,13 @@ def run_final(params: dict[str, Any], data_file: Path, out_dir: Path, cpus: floa
     """
     out_dir = files.new_dir(out_dir)
     node_cpus = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]]
-    cpus = max([cpus, *node_cpus])
+    cpus = max([resources.cpus, *node_cpus])
     train_full = data.load(data_file, "train")
     test = data.load(data_file, "test")  # the one read of the test split
-    remote = ray.remote(num_cpus=cpus, num_gpus=gpus)(retrain_and_test)
+    remote = ray.remote(num_cpus=cpus, num_gpus=resources.gpus)(retrain_and_test)
     try:
-        metrics, model_bytes, predicted = ray.get(remote.remote(params, train_full, test))
+        metrics, model_bytes, predicted = ray.get(remote.remote(params, train_full, test, resources.precision,
+                                                                resources.mps))
     except ray.exceptions.RayTaskError as e:
         raise UserError(f"final retrain failed: {one_line(e.cause) if e.cause else exception_line(str(e))}") from None
     files.write_atomic(out_dir / "model.keras", lambda tmp: tmp.write_bytes(model_bytes))

@@ -84,10 +84,12 @@ def _block(x, i: int, filters: int, p: Mapping[str, Any]):
 def _network(p: Mapping[str, Any]) -> keras.Model:
     """The uncompiled model for validated params; builds what check() would reject too (Keras then fails)."""
     levels = keras.Input((INPUT_SIZE,) * 3, dtype="uint8", name="levels")
-    x = layers.Rescaling(1 / (LEVELS - 1), name="occupancy")(levels)  # uint8 level -> float32 in [0, 1]
+    # Input decoding and augmentation stay float32 under a mixed policy: bfloat16 cannot hold the 256
+    # levels exactly, and rotations must stay exact voxel permutations. The first conv casts.
+    x = layers.Rescaling(1 / (LEVELS - 1), dtype="float32", name="occupancy")(levels)  # uint8 level -> [0, 1]
     if p["augment"] > 0:
-        x = Augment3D(p["augment"], seed=p.get("seed"), name="augment")(x)
-    x = Colorize(p["input_mode"], name="colorize")(x)
+        x = Augment3D(p["augment"], seed=p.get("seed"), dtype="float32", name="augment")(x)
+    x = Colorize(p["input_mode"], dtype="float32", name="colorize")(x)
     for i, filters in enumerate(_block_filters(p)):
         x = _block(x, i, filters, p)
     x = layers.Flatten(name="flatten")(x) if p["head"] == "flatten" else layers.GlobalAveragePooling3D(name="gap")(x)
@@ -95,7 +97,7 @@ def _network(p: Mapping[str, Any]) -> keras.Model:
         x = layers.Dense(p["dense_units"], activation="relu", kernel_initializer="he_uniform", name="dense")(x)
     if p["head_dropout"]:
         x = layers.Dropout(p["head_dropout"], name="head_dropout")(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="classes")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="classes")(x)  # float32 loss
     return keras.Model(levels, outputs, name="conv3d")
 
 

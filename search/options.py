@@ -16,7 +16,7 @@ from search.resources import Resources, default_wait_s
 
 # run.json's names for the per-trial resources (the command-line flags' names)
 _RESOURCE_KEYS = {"cpus_per_trial": "cpus", "gpus_per_trial": "gpus", "max_concurrent": "max_concurrent",
-                  "memory_per_trial": "memory_gib"}
+                  "memory_per_trial": "memory_gib", "mps": "mps", "precision": "precision"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class RunOptions:
     name: str | None = None
     address: str | None = None
     samples: int | None = None
+    time_budget_s: float | None = None
     max_epochs: int | None = None
     resources: Resources = field(default_factory=Resources)
     seed: int | None = None
@@ -39,8 +40,9 @@ class RunOptions:
 
     def settings_overrides(self) -> dict[str, Any]:
         """The space file's SEARCH values these options replace."""
-        return {k: v for k, v in {"samples": self.samples, "max_epochs": self.max_epochs, "seed": self.seed}.items()
-                if v is not None}
+        overrides = {"samples": self.samples, "time_budget_s": self.time_budget_s, "max_epochs": self.max_epochs,
+                     "seed": self.seed}
+        return {k: v for k, v in overrides.items() if v is not None}
 
     def wait_s(self) -> float:
         """Seconds to wait for a node that can hold one trial (resources.default_wait_s unless given)."""

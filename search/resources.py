@@ -20,15 +20,18 @@ POLL_S = 2.0
 
 @dataclass(frozen=True)
 class Resources:
-    """Per-trial resources (fractions allowed) and how many trials may run at once.
+    """Per-trial resources (fractions allowed), how many trials may run at once, and how they use a GPU.
 
     memory_gib reserves memory on a node for each trial, and the trial holds itself to it (see search.trial).
+    mps and precision are the GPU settings of search.backend (MPS daemon per node, Keras dtype policy).
     """
 
     cpus: float = 1.0
     gpus: float = 0.0
     max_concurrent: int | None = None
     memory_gib: float | None = None
+    mps: bool = False
+    precision: str = "float32"
 
     def bundle(self) -> dict[str, float]:
         """One trial's request in Ray's resource names (memory in bytes)."""

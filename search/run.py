@@ -121,7 +121,7 @@ def final_for_rank(run_dir: Path, rank: int, address: str | None = None, keras_b
 
 def _connect(options: RunOptions, keras_backend: str) -> None:
     """Ray, and a node that can hold one trial."""
-    connection.connect(options.address, options.dashboard_host, keras_backend)
+    connection.connect(options.address, options.dashboard_host, keras_backend, options.resources.mps)
     resources.wait_until_placeable(options.resources, options.wait_s())
 
 
@@ -139,5 +139,6 @@ def _unchanged_inputs(info: dict[str, Any]) -> tuple[Space, Path]:
     data_file = Path(info["data"]["path"])
     if data_file.is_file() and data.sha256(data_file) != info["data"]["sha256"]:  # a missing one: _search_data says so
         raise UserError(f"{data_file}: the data file changed since the run started")
-    as_run = {k: info["space"]["settings"][k] for k in ("samples", "max_epochs", "seed")}
+    as_run = {k: info["space"]["settings"][k] for k in ("samples", "time_budget_s", "max_epochs", "seed")
+              if k in info["space"]["settings"]}
     return dataclasses.replace(space, settings=space.settings.replace(**as_run)), data_file

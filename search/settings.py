@@ -26,6 +26,8 @@ _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "finalists": (0, None),
     "checkpoint_every": (1, None),
     "steps_per_execution": (1, 1000),
+    "brackets": (1, 10),
+    "startup_trials": (1, None),
 }
 
 
@@ -34,9 +36,17 @@ class Settings:
     """How to search a space: a space file's ``SEARCH`` dict, every key optional. Invalid -> UserError."""
 
     samples: int = 20  # trials TPE proposes; the baselines run in addition to these
+    # Seconds the search stage may run (Tune's time_budget_s; it survives a resume): then it stops its
+    # trials and the run goes on to the finalists. None: until `samples` trials ended. With a budget,
+    # `samples` is only a cap, and a faster machine buys more samples.
+    time_budget_s: float | None = None
     max_epochs: int = 20  # ASHA's max_t, and the cap of every trial's epochs
     grace_period: int = 2  # epochs a trial runs before ASHA may stop it
     reduction_factor: int = 3  # ASHA keeps 1 / reduction_factor of the trials at each rung
+    brackets: int = 1  # ASHA's brackets; more start some trials at later rungs (slow starters' insurance)
+    # TPE proposes at random until this many trials have results; None: a third of samples, 2 to 10.
+    # Trials proposed while none has a result are random either way: a whole first wave of concurrent trials.
+    startup_trials: int | None = None
     batch_size: int = 100  # of trials whose space leaves batch_size unset
     baselines: tuple = ()  # reference configurations trained for comparison (see baseline_configs)
     max_concurrent: int | None = None  # trials at once; None: as many as Ray's resources allow
@@ -57,13 +67,15 @@ class Settings:
     def __post_init__(self) -> None:
         for key, (lo, hi) in _INT_RANGES.items():
             value = getattr(self, key)
-            if key == "max_concurrent" and value is None:
+            if key in ("max_concurrent", "startup_trials") and value is None:
                 continue
             if type(value) is not int or value < lo or (hi is not None and value > hi):
                 bounds = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
                 raise _bad_setting(key, value, f"must be an int {bounds}")
         if self.grace_period > self.max_epochs:
             raise _bad_setting("grace_period", self.grace_period, f"exceeds max_epochs={self.max_epochs}")
+        if self.time_budget_s is not None and (type(self.time_budget_s) not in (int, float) or not self.time_budget_s > 0):
+            raise _bad_setting("time_budget_s", self.time_budget_s, "must be a number of seconds > 0, or None")
         if type(self.val_fraction) not in (int, float) or not 0 < self.val_fraction < 1:
             raise _bad_setting("val_fraction", self.val_fraction, "must be a number in (0, 1)")
         if not isinstance(self.baselines, (list, tuple)):
@@ -73,8 +85,12 @@ class Settings:
             b if isinstance(b, str) else tuple(b.items()) if isinstance(b, Mapping) else b for b in self.baselines))
         self.baseline_configs()  # validates each one
 
+    def tpe_startup_trials(self) -> int:
+        """Random proposals before TPE models the results (startup_trials, else a third of samples, 2 to 10)."""
+        return self.startup_trials or min(10, max(2, self.samples // 3))
+
     def rungs(self) -> tuple[int, ...]:
-        """The epochs at which ASHA (one bracket) compares trials: grace * rf^k below max_epochs."""
+        """The epochs at which ASHA compares trials: grace * rf^k below max_epochs (every bracket's are among these)."""
         count = int(math.log(self.max_epochs / self.grace_period) / math.log(self.reduction_factor) + 1)
         rungs = (self.grace_period * self.reduction_factor**k for k in range(count))
         return tuple(sorted(r for r in rungs if r < self.max_epochs))

@@ -54,8 +54,10 @@ def node_name() -> str:
     return socket.gethostname() if not name or name == ray.util.get_node_ip_address() else name
 
 
-def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan = Plan()) -> None:
-    """The trainable. `train`, `val` and `plan` arrive once per node through Ray's object store (tune.with_parameters)."""
+def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan = Plan(),
+              gpu: tuple[bool, str] = (False, "float32")) -> None:
+    """The trainable. `train`, `val`, `plan` and `gpu` (mps, precision) arrive once per node through Ray's
+    object store (tune.with_parameters)."""
     started = time.perf_counter()
     assigned = ray.get_runtime_context().get_assigned_resources()
     info = {"node": node_name(), "node_ip": ray.util.get_node_ip_address(), BASELINE_KEY: config.get(BASELINE_KEY) or "",
@@ -68,7 +70,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
         except schema.Infeasible as e:  # reported at once, without training
             tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
             return
-        backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0))
+        backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0), precision=gpu[1], mps=gpu[0])
         if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there
             cap_memory(int(memory))
         _fit_and_report(params, train, val, info, started, plan, extras.get(FAULT_KEY))

@@ -205,7 +205,8 @@ def _trainable(train: Volumes, val: Volumes, resources: Resources, trial_plan: P
     request = {"cpu": resources.cpus, "gpu": resources.gpus}
     if resources.memory_gib:
         request["memory"] = int(resources.memory_gib * 2**30)
-    return tune.with_resources(tune.with_parameters(run_trial, train=train, val=val, plan=trial_plan), request)
+    gpu = (resources.mps, resources.precision)
+    return tune.with_resources(tune.with_parameters(run_trial, train=train, val=val, plan=trial_plan, gpu=gpu), request)
 
 
 def _run_config(run_dir: Path, name: str, stage: Stage) -> tune.RunConfig:
@@ -226,12 +227,12 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
     settings = space.settings
     seed = settings.seed
     # TPE, multivariate and grouped (the space is conditional), with a constant liar so concurrent
-    # trials don't pile onto one point; random start-up scaled to small budgets so TPE gets to work.
+    # trials don't pile onto one point; random start-up as the settings say.
     with warnings.catch_warnings():  # `group` is experimental in Optuna; we chose it on purpose
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(
             seed=seed, multivariate=True, group=True, constant_liar=True,
-            n_startup_trials=min(10, max(2, settings.samples // 3)),
+            n_startup_trials=settings.tpe_startup_trials(),
         )
     # The study lives in Optuna's own storage in the run folder (optuna-dashboard, optuna.load_study).
     searcher: Searcher = OptunaSearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
@@ -246,6 +247,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
         max_t=settings.max_epochs,
         grace_period=settings.grace_period,
         reduction_factor=settings.reduction_factor,
+        brackets=settings.brackets,
     )
     return tune.Tuner(
         _trainable(train, val, resources, plan(settings)),
@@ -255,6 +257,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=settings.samples + len(settings.baselines),
+            time_budget_s=settings.time_budget_s,
             # A new actor per trial: reuse_actors=True saved the TensorFlow import per trial, but Tune
             # 2.60 sometimes failed a trial with "reuse requires reset_config()" (README, Benchmarks).
             reuse_actors=False,

@@ -52,6 +52,57 @@ def test_configure_runs_for_the_loaded_backend():
     backend.configure(1)  # before this process's first op would be ideal; here it must at least not fail
 
 
+def test_precision_is_keras_global_policy_and_unknown_ones_are_refused():
+    import keras
+
+    try:
+        backend.set_precision("mixed_bfloat16")
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        backend.set_precision("float32")
+    with pytest.raises(backend.UserError, match="unknown precision 'float16'"):
+        backend.set_precision("float16")
+
+
+def test_mps_where_it_cannot_start_is_one_line_and_the_trial_goes_on(monkeypatch, capsys, tmp_path):
+    """No MPS control binary (a CPU machine, a container without NVIDIA's tools): "off" and why, never an exception."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing on it
+    assert backend.start_mps().startswith("off: nvidia-cuda-mps-control not found")
+    assert backend.mps_running() is False
+    backend.configure(1, gpus=0.5, mps=True)
+    assert capsys.readouterr().err.strip().startswith("mps off: nvidia-cuda-mps-control not found")
+
+
+def test_mps_env_reaches_workers_only_when_asked(monkeypatch):
+    monkeypatch.delenv("CUDA_MPS_PIPE_DIRECTORY", raising=False)
+    assert "CUDA_MPS_PIPE_DIRECTORY" not in backend.env_vars("jax")
+    env = backend.env_vars("jax", mps=True)
+    assert env["CUDA_MPS_PIPE_DIRECTORY"] == str(backend.MPS_DIR / "pipe")
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", "/run/nvidia-mps")  # a node's own daemon, started before `ray start`
+    assert backend.env_vars("jax", mps=True)["CUDA_MPS_PIPE_DIRECTORY"] == "/run/nvidia-mps"
+
+
+def test_mps_daemon_is_started_once_and_found_again(monkeypatch, tmp_path):
+    """A stand-in nvidia-cuda-mps-control with the real one's interface (-d starts a daemon that makes the pipe
+    directory's control socket; commands on stdin): start_mps starts it once, then finds it answering."""
+    fake = tmp_path / "bin" / backend.MPS_CONTROL
+    fake.parent.mkdir()
+    calls = tmp_path / "calls"
+    fake.write_text(f"""#!/bin/sh
+echo "$@" >> {calls}
+if [ "$1" = "-d" ]; then mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" && touch "$CUDA_MPS_PIPE_DIRECTORY/control"; exit 0; fi
+read command; [ -e "$CUDA_MPS_PIPE_DIRECTORY/control" ] || exit 1; echo "$command" >> {calls}
+""")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("CUDA_MPS_PIPE_DIRECTORY", str(tmp_path / "pipe"))
+    monkeypatch.setenv("CUDA_MPS_LOG_DIRECTORY", str(tmp_path / "log"))
+    assert backend.mps_running() is False
+    assert backend.start_mps() == "on" and backend.start_mps() == "on"
+    assert backend.mps_running() is True
+    assert calls.read_text().split("\n").count("-d") == 1
+
+
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed here")
 @pytest.mark.parametrize("command", [["train", "--preset", "machinecurve"], ["run", str(SPACES / "tiny.py")]],
                          ids=["train", "run"])

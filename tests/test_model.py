@@ -205,6 +205,25 @@ def test_trains_saves_and_reloads(tmp_path):
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
 
 
+def test_mixed_bfloat16_computes_in_bfloat16_but_decodes_and_scores_in_float32():
+    """Under the mixed policy the convs run in bfloat16; the input (exact levels, exact rotations) and the softmax
+    (so the loss and metrics) stay float32, and a few steps still train."""
+    params = {"blocks": 1, "padding": "same", "filters": 4, "batchnorm": True, "dense_units": 8, "augment": 0.5, "seed": 0}
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = m.build_model(params)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("block0_conv").compute_dtype == "bfloat16"
+    assert model.get_layer("block0_conv").variable_dtype == "float32"
+    for name in ("occupancy", "augment", "colorize", "classes"):
+        assert model.get_layer(name).compute_dtype == "float32", name
+    x, y = random_levels(32), RNG.integers(0, 10, 32)
+    history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert keras.backend.standardize_dtype(model.predict(x[:2], verbose=0).dtype) == "float32"
+
+
 def test_machinecurve_fits_one_epoch():
     x, y = random_levels(200), RNG.integers(0, 10, 200)
     preset = P.PRESETS["machinecurve"]

@@ -11,12 +11,15 @@ from search.resources import Resources
 
 def test_run_json_round_trip_gives_back_the_same_typed_options():
     options = RunOptions(Path("spaces/wide.py"), data="data.h5", results=Path("/mnt/results"), name="r", address="auto",
-                         samples=48, max_epochs=150, resources=Resources(2.0, 0.25, 8, 3.5), seed=1, final=False,
+                         samples=48, time_budget_s=240.0, max_epochs=150, seed=1, final=False,
+                         resources=Resources(2.0, 0.25, 8, 3.5, mps=True, precision="mixed_bfloat16"),
                          backend="jax", wait_for_resources=900.0)
     stored = json.loads(json.dumps(options.to_json()))  # as run.json holds it
     assert stored["space_path"] == "spaces/wide.py" and stored["results"] == "/mnt/results"
     assert (stored["cpus_per_trial"], stored["gpus_per_trial"], stored["max_concurrent"], stored["memory_per_trial"]) \
         == (2.0, 0.25, 8, 3.5)
+    assert (stored["mps"], stored["precision"], stored["time_budget_s"]) == (True, "mixed_bfloat16", 240.0)  # GPU settings
+    assert options.settings_overrides() == {"samples": 48, "time_budget_s": 240.0, "max_epochs": 150, "seed": 1}
     restored = RunOptions.from_json(stored)
     assert restored == options and isinstance(restored.results, Path) and isinstance(restored.resources, Resources)
 

@@ -1,27 +1,26 @@
-"""GPU throughput of a fixed small search: trial-epochs per minute and how busy the GPU was, before vs after.
+"""How well trials share one GPU: epochs per second of one trial alone and of 16 at once, MPS and bf16 on and off.
 
-The same 16 trials of one mid-size configuration (10 epochs each, the full 8000-sample search split)
-run twice on one local Ray, in this process:
-  before: a checkpoint (model.keras) every epoch, steps_per_execution 1, the CSVs rewritten at every result;
-  after:  the defaults (Settings: checkpoint_every, steps_per_execution; CSVs at most once a second
-          between checkpoints).
-A thread samples `nvidia-smi --query-gpu=utilization.gpu` every 0.5 s (pynvml if importable). Runs
-under JAX without TensorFlow (KERAS_BACKEND=jax is the default here):
+Each "trial" is a process that sets itself up as a search trial does (search.backend.configure with its
+GPU share and precision; MPS through the node's daemon) and trains one fixed mid-size configuration with
+search.train.fit. After every process has finished one epoch in a phase (compiled, warm), the rate is
+counted over a fixed window: samples trained by all processes / window, in epochs of the 8000-sample
+search split. Each launch runs both precisions in turn (float32, then mixed_bfloat16), so a launch
+pays its start-up once. Launches: 1 process alone, 16 at once, 16 at once with MPS. The baseline is
+1 alone in float32, measured in the same run. Finishes in about 2 minutes on one H200:
 
-    KERAS_BACKEND=jax python benchmarks/bench_gpu.py --gpus-per-trial 0.0625
-    python benchmarks/bench_gpu.py --cpu-smoke      # tiny, on CPU: checks the script, measures nothing
+    KERAS_BACKEND=jax python benchmarks/bench_gpu.py            # on the GPU machine
+    python benchmarks/bench_gpu.py --cpu-smoke                  # tiny, on CPU: checks the script, measures nothing
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,133 +30,130 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CONFIG = {  # mid-size: 3 same blocks, BatchNorm, augmentation, cosine (what the wide space's good trials look like)
     "padding": "same", "blocks": 3, "filters": 32, "batchnorm": True, "dropout": 0.25, "head": "global_avg",
     "dense_units": 128, "head_dropout": 0.25, "augment": 0.5, "learning_rate": 1e-3, "schedule": "cosine",
-    "batch_size": 64, "seed": 0,
+    "batch_size": 64, "seed": 0, "epochs": 1000, "schedule_epochs": 150, "input_mode": "occupancy",
 }
 SMOKE = {"input_mode": "occupancy", "padding": "same", "blocks": 1, "filters": 4, "dense_units": 8, "batch_size": 32,
-         "seed": 0}
+         "seed": 0, "epochs": 1000}
+PRECISIONS = ("float32", "mixed_bfloat16")
+SPLIT_ROWS = 8000  # the search's training split: rates are given in its epochs
 
 
-class GpuSampler(threading.Thread):
-    """GPU utilization (0-100) every `every` seconds while running."""
+def worker(args: argparse.Namespace) -> None:
+    """One trial-like process: for each precision, train until the parent says the phase is over."""
+    import keras
 
-    def __init__(self, every: float = 0.5):
-        super().__init__(daemon=True)
-        self.every, self.samples, self.done = every, [], threading.Event()
-        try:
-            import pynvml
+    from search import backend, data, train
 
-            pynvml.nvmlInit()
-            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-            self.read = lambda: float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-        except Exception:  # noqa: BLE001 - no pynvml: nvidia-smi
-            self.read = lambda: float(subprocess.run(
-                ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                capture_output=True, text=True, check=True).stdout.split()[0])
+    backend.configure(args.cpus, args.gpus)  # as a trial: threads, GPU memory share (precision per phase below)
+    volumes = data.load(args.data, "train")
+    rows = slice(0, args.rows)
+    volumes = data.Volumes(volumes.x[rows], volumes.y[rows])
+    params = json.loads(args.params)
+    log = Path(args.log)
 
-    def run(self) -> None:
-        while not self.done.is_set():
-            try:
-                self.samples.append(self.read())
-            except Exception:  # noqa: BLE001 - a missed sample is not a failed benchmark
-                pass
-            time.sleep(self.every)
+    class Clock(keras.callbacks.Callback):
+        def __init__(self, phase: str):
+            super().__init__()
+            self.phase = phase
 
-    def stop(self) -> list[float]:
-        self.done.set()
-        self.join()
-        return self.samples
+        def on_epoch_end(self, epoch, logs=None):
+            with log.open("a") as f:
+                f.write(f"{self.phase} {time.time()}\n")
+            if (log.parent / f"end-{self.phase}").exists():
+                self.model.stop_training = True
+
+    for phase in PRECISIONS:
+        backend.set_precision(phase)
+        train.fit(params, volumes, None, callbacks=[Clock(phase)], verbose=0, steps_per_execution=8)
 
 
-def gpu_present() -> bool:
-    if not shutil.which("nvidia-smi"):
-        return False
-    done = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
-    return done.returncode == 0 and "GPU" in done.stdout
+def measure(name: str, processes: int, args: argparse.Namespace, data_file: Path, mps: bool) -> dict[str, float]:
+    """Launch `processes` workers; per precision, the aggregate rate over the window once all are warm."""
+    from search import backend
+
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-gpu-{name}-"))
+    env = {**os.environ, **(backend.mps_env() if mps else {})}
+    params = SMOKE if args.cpu_smoke else CONFIG
+    command = [sys.executable, __file__, "--worker", "--data", str(data_file), "--rows", str(args.rows),
+               "--params", json.dumps(params), "--gpus", str(0 if args.cpu_smoke else 1 / processes), "--cpus", "1"]
+    workers = [subprocess.Popen([*command, "--log", str(folder / f"w{i}.log")], env=env, stdout=subprocess.DEVNULL,
+                                stderr=open(folder / f"w{i}.err", "w")) for i in range(processes)]
+    rates = {}
+    try:
+        for phase in PRECISIONS:
+            start = _when_all_warm(folder, processes, phase, workers, args.warm_timeout)
+            time.sleep(args.window)
+            stamps = [float(t) for w in range(processes) for p, t in _lines(folder / f"w{w}.log") if p == phase]
+            epochs = sum(start < t <= start + args.window for t in stamps)
+            (folder / f"end-{phase}").touch()
+            rates[phase] = epochs * args.rows / SPLIT_ROWS / args.window
+            print(f"  {name:<14} {phase:<15} {rates[phase]:7.2f} epochs/s aggregate "
+                  f"({rates[phase] / processes:.3f} per trial)", flush=True)
+    finally:
+        for w in workers:
+            w.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+    return rates
 
 
-def run_stage(name, trial_plan, write_every, configs, train, val, resources, sample_gpu):
-    from ray import tune
+def _lines(path: Path) -> list[tuple[str, str]]:
+    return [tuple(line.split()) for line in path.read_text().splitlines()] if path.exists() else []
 
-    from search import tuner
-    from search.protocol import Stage
 
-    tuner.RecordKeeper.WRITE_EVERY_S = write_every
-    run_dir = Path(tempfile.mkdtemp(prefix=f"bench-gpu-{name}-"))
-    seen: dict[str, list[float]] = {}
-
-    class Clock(tune.Callback):
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            seen.setdefault(trial.trial_id, []).append(time.monotonic())
-
-    run_config = tuner._run_config(run_dir, "tune", Stage.SEARCH)
-    run_config.callbacks.append(Clock())
-    t = tune.Tuner(
-        tuner._trainable(train, val, resources, trial_plan),
-        tune_config=tune.TuneConfig(metric="val_accuracy", mode="max", search_alg=tuner.FixedConfigs(configs),
-                                    num_samples=len(configs), reuse_actors=False),
-        run_config=run_config,
-    )
-    sampler = GpuSampler() if sample_gpu else None
-    if sampler:
-        sampler.start()
-    started = time.monotonic()
-    t.fit()
-    wall = time.monotonic() - started
-    util = sampler.stop() if sampler else []
-    epochs = sum(len(v) for v in seen.values())
-    per_epoch = [(v[-1] - v[0]) / (len(v) - 1) for v in seen.values() if len(v) > 1]
-    shutil.rmtree(run_dir, ignore_errors=True)
-    return {"name": name, "wall_s": wall, "trial_epochs": epochs, "per_min": 60 * epochs / wall,
-            "trial_s_per_epoch": statistics.median(per_epoch) if per_epoch else float("nan"),
-            "gpu_util_mean": statistics.mean(util) / 100 if util else float("nan"),
-            "gpu_busy_fraction": sum(u > 0 for u in util) / len(util) if util else float("nan")}
+def _when_all_warm(folder: Path, processes: int, phase: str, workers: list, timeout: float) -> float:
+    """The time at which every worker has finished at least one epoch of this phase (then compiling is over)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        firsts = [min((float(t) for p, t in _lines(folder / f"w{w}.log") if p == phase), default=None)
+                  for w in range(processes)]
+        if all(f is not None for f in firsts):
+            return time.time()
+        dead = [w for w, p in enumerate(workers) if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"worker {dead[0]} exited: {(folder / f'w{dead[0]}.err').read_text()[-2000:]}")
+        time.sleep(0.2)
+    raise RuntimeError(f"workers not warm after {timeout} s in phase {phase}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--gpus-per-trial", type=float, default=0.0625)
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0)
-    parser.add_argument("--cpu-smoke", action="store_true", help="2 tiny trials of 2 epochs on 300 samples, no GPU")
+    parser.add_argument("--trials", type=int, default=16, help="processes sharing the GPU (default 16)")
+    parser.add_argument("--window", type=float, default=6.0, help="seconds counted per measurement (default 6)")
+    parser.add_argument("--rows", type=int, default=2000, help="rows per epoch (rates are scaled to 8000-row epochs)")
+    parser.add_argument("--warm-timeout", type=float, default=120.0)
+    parser.add_argument("--data", type=Path, help="Kaggle-layout file (default: the regenerated one)")
+    parser.add_argument("--cpu-smoke", action="store_true", help="2 tiny processes on CPU: checks the script")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--params", help=argparse.SUPPRESS)
+    parser.add_argument("--gpus", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--cpus", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--log", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return 0
     if args.cpu_smoke:
-        args.trials, args.epochs, args.gpus_per_trial = 2, 2, 0.0
-    elif not gpu_present():
-        print("error: no NVIDIA GPU found (nvidia-smi -L lists none); this benchmark measures one. "
-              "Use --cpu-smoke to check the script on CPU.", file=sys.stderr)
+        args.trials, args.window, args.rows = 2, 3.0, 300
+    elif not shutil.which("nvidia-smi"):
+        print("error: no NVIDIA GPU (nvidia-smi not found); use --cpu-smoke to check the script on CPU", file=sys.stderr)
         return 2
 
     from search import backend, data
 
-    keras_backend = backend.choose(None)
-    from search import connection
-    from search.settings import Settings
-    from search.trial import Plan
-    from search.resources import Resources
-
-    train, val = data.train_val_split(data.load(data.resolve(None), "train"), 0.2, seed=0)
-    if args.cpu_smoke:
-        train, val = data.Volumes(train.x[:240], train.y[:240]), data.Volumes(val.x[:60], val.y[:60])
-    params = {**(SMOKE if args.cpu_smoke else CONFIG), "epochs": args.epochs, "schedule_epochs": args.epochs}
-    configs = [dict(params) for _ in range(args.trials)]
-    connection.connect(None, keras_backend=keras_backend)
-    resources = Resources(args.cpus_per_trial, args.gpus_per_trial)
-    defaults = Settings()
-    stages = [("before", Plan(checkpoint_every=1, steps_per_execution=1), 0.0),
-              ("after", Plan(checkpoint_every=defaults.checkpoint_every,
-                             steps_per_execution=defaults.steps_per_execution), 1.0)]
-    print(f"{args.trials} trials x {args.epochs} epochs, {len(train)} samples, backend {keras_backend}, "
-          f"{args.gpus_per_trial} GPU and {args.cpus_per_trial} CPU per trial", flush=True)
-    results = [run_stage(name, p, write_every, configs, train, val, resources, not args.cpu_smoke)
-               for name, p, write_every in stages]
-    for r in results:
-        print(f"{r['name']:>6}: {r['trial_epochs']} trial-epochs in {r['wall_s']:.1f} s = {r['per_min']:.1f} per minute; "
-              f"a trial's epoch {r['trial_s_per_epoch']:.2f} s (median); GPU utilization mean {r['gpu_util_mean']:.2f}, "
-              f"busy (>0 %) {r['gpu_busy_fraction']:.2f} of samples")
-    before, after = results
-    print(f"ratio after/before: {after['per_min'] / before['per_min']:.2f}x trial-epochs per minute, "
-          f"{after['gpu_util_mean'] / before['gpu_util_mean'] if not args.cpu_smoke else float('nan'):.2f}x GPU utilization")
+    data_file = data.resolve(args.data)  # regenerated once here, not by every worker
+    started = time.time()
+    print(f"backend {os.environ['KERAS_BACKEND']}; config {json.dumps(SMOKE if args.cpu_smoke else CONFIG)}", flush=True)
+    alone = measure("1 alone", 1, args, data_file, mps=False)
+    shared = measure(f"{args.trials} at once", args.trials, args, data_file, mps=False)
+    mps_status = backend.start_mps(stop_at_exit=True)
+    print(f"mps: {mps_status}", flush=True)
+    with_mps = measure(f"{args.trials} + MPS", args.trials, args, data_file, mps=True) if mps_status == "on" else {}
+    base = alone["float32"]
+    print(f"\nratio to 1 trial alone in float32 ({base:.2f} epochs/s), {time.time() - started:.0f} s in all:")
+    for name, rates in (("1 alone", alone), (f"{args.trials} at once", shared), (f"{args.trials} + MPS", with_mps)):
+        for phase in PRECISIONS:
+            if phase in rates:
+                print(f"  {name:<14} {phase:<15} {rates[phase] / base:6.2f}x")
     return 0
 
 

@@ -18,6 +18,7 @@ from search.errors import UserError
 INPUT_SIZE = 16  # voxels per axis of the dataset's volumes
 NUM_CLASSES = 10
 MAX_BLOCKS = 6
+MAX_FILTERS = 512  # of any block, given or grown
 
 
 class Param(NamedTuple):
@@ -35,10 +36,11 @@ class Param(NamedTuple):
 PARAMS: dict[str, Param] = {
     "blocks": Param("int", (1, MAX_BLOCKS), 2, "conv blocks, each ending in MaxPool3D(2)"),
     "padding": Param("choice", ("valid", "same"), "valid", "conv padding; 'valid' shrinks by kernel_size - 1 per conv"),
-    "filters": Param("int", (4, 512), 32, "filters of block 0"),
-    "filter_growth": Param("float", (1.0, 4.0), 2.0, "block i has round(filters * filter_growth**i) filters"),
+    "filters": Param("int", (4, MAX_FILTERS), 32, "filters of block 0"),
+    "filter_growth": Param("float", (1.0, 4.0), 2.0,
+                           f"block i has round(filters * filter_growth**i) filters, at most {MAX_FILTERS}"),
     **{
-        f"filters_{i}": Param("int", (4, 512), None, f"override the filters of block {i}")
+        f"filters_{i}": Param("int", (4, MAX_FILTERS), None, f"override the filters of block {i}")
         for i in range(MAX_BLOCKS)
     },
     "kernel_size": Param("choice", (3, 5), 3, "conv kernel edge (odd, so 'same' padding is symmetric)"),

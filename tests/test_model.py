@@ -63,6 +63,8 @@ def test_medium_has_batchnorm_then_dropout_after_each_pool():
 def test_filters_growth_and_overrides():
     model = m.build_model({"blocks": 3, "padding": "same", "filters": 8, "filter_growth": 1.5, "filters_2": 40})
     assert [model.get_layer(f"block{i}_conv").filters for i in range(3)] == [8, 12, 40]
+    wide = m._network(P.validate({"blocks": 4, "padding": "same", "filters": 256, "filter_growth": 2.0}))
+    assert [wide.get_layer(f"block{i}_conv").filters for i in range(4)] == [256, 512, 512, 512]  # grown, capped
 
 
 def test_augment_layer_only_when_asked():

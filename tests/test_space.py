@@ -31,10 +31,8 @@ KNOWN_GOOD = {
     "residual": False,
     "padding": "same",
     "blocks": 4,
-    "filters_0": 32,
-    "filters_1": 64,
-    "filters_2": 128,
-    "filters_3": 256,
+    "filters": 32,
+    "filter_growth": 2.0,  # 32/64/128/256
     "batchnorm": True,
     "dropout": 0.0,
     "head": "global_avg",
@@ -327,7 +325,8 @@ def test_shipped_settings():
     assert load_space(ROOT / "spaces" / "quick.py").settings == Settings(
         samples=6, max_epochs=10, grace_period=3, reduction_factor=3, max_concurrent=2, finalists=0)
     wide = load_space(ROOT / "spaces" / "wide.py").settings
-    assert (wide.samples, wide.max_epochs, wide.grace_period, wide.reduction_factor) == (24, 150, 10, 3)
+    assert (wide.time_budget_s, wide.samples, wide.startup_trials) == (210, 400, 16)
+    assert (wide.max_epochs, wide.grace_period, wide.reduction_factor, wide.brackets) == (150, 10, 3, 1)
     assert (wide.finalists, wide.checkpoint_every, wide.steps_per_execution) == (3, 10, 8)
     assert wide.baselines == ("machinecurve", "medium", "notebook")
 
@@ -340,16 +339,21 @@ def test_wide_space_keeps_every_knob_and_leaves_the_budget_to_asha():
         params = sample(space, study.ask())
         assert params["epochs"] == params["schedule_epochs"] == 150
         seen |= set(params)
-    assert {"input_mode", "kernel_size", "residual", "padding", "blocks", "filters_0", "filters_3", "batchnorm",
+    assert {"input_mode", "kernel_size", "residual", "padding", "blocks", "filters", "filter_growth", "batchnorm",
             "dropout", "head", "dense_units", "head_dropout", "augment", "learning_rate", "schedule",
             "batch_size"} <= seen
 
 
 def test_new_settings_are_checked():
     assert Settings().finalists == 3 and Settings().checkpoint_every == 5 and Settings().steps_per_execution == 8
-    for key, value in [("finalists", -1), ("checkpoint_every", 0), ("steps_per_execution", 0)]:
+    for key, value in [("finalists", -1), ("checkpoint_every", 0), ("steps_per_execution", 0), ("brackets", 0),
+                       ("startup_trials", 0)]:
         with pytest.raises(UserError, match=rf"SEARCH\['{key}'\]={value} must be an int"):
             Settings(**{key: value})
+    for value in (0, -5, "60"):
+        with pytest.raises(UserError, match=rf"SEARCH\['time_budget_s'\]={value!r} must be a number of seconds"):
+            Settings(time_budget_s=value)
+    assert Settings(samples=24).tpe_startup_trials() == 8 and Settings(samples=400, startup_trials=16).tpe_startup_trials() == 16
 
 
 def test_wide_space_expresses_the_known_good_model():

@@ -71,6 +71,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
             tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
             return
         backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0), precision=gpu[1], mps=gpu[0])
+        info["precision"] = keras.mixed_precision.global_policy().name
         if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there
             cap_memory(int(memory))
         _fit_and_report(params, train, val, info, started, plan, extras.get(FAULT_KEY))

@@ -179,11 +179,30 @@ def test_run_under_jax_uses_it_in_every_trial_and_the_final(small_data_file, tmp
     assert metrics["backend"] == "jax" and sum(map(sum, metrics["confusion_matrix"])) == 200
 
 
-def _trial_backends(run_dir: Path) -> set[str]:
-    """The Keras backend each trial reported from inside its Ray worker (Tune's result.json files)."""
+def _trial_backends(run_dir: Path, key: str = "backend") -> set[str]:
+    """The Keras backend (or another key) each trial reported from inside its Ray worker (Tune's result.json files)."""
     lines = [line for path in (run_dir / "tune").glob("*/result.json") for line in path.read_text().splitlines()]
     assert lines, "no trial results"
-    return {json.loads(line)["backend"] for line in lines}
+    return {json.loads(line).get(key) for line in lines if json.loads(line).get("epoch")}
+
+
+def test_a_time_budget_ends_the_search_and_gpu_settings_reach_every_trial(small_data_file, tmp_path):
+    """time_budget_s stops the search stage before its sample cap (then the run goes on); --precision reaches every
+    trial; --mps where MPS cannot start (no NVIDIA tools here) is one line, recorded, and the run goes on."""
+    space = tmp_path / "budget.py"
+    space.write_text('SEARCH = {"samples": 200, "time_budget_s": 45, "max_epochs": 2, "grace_period": 2, "finalists": 0}\n\n'
+                     'def space(hp):\n    hp.Fixed("input_mode", "occupancy")\n    hp.Fixed("padding", "same")\n'
+                     '    hp.Int("filters", 4, 8, step=4)\n    hp.Fixed("dense_units", 8)\n')
+    result = _search("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "budget",
+                     "--max-concurrent", "2", "--no-final", "--mps", "--precision", "mixed_bfloat16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mps: off: nvidia-cuda-mps-control not found" in result.stdout
+    run_dir = tmp_path / "budget"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert (info["options"]["mps"], info["options"]["precision"], info["cluster"]["mps"]) == (True, "mixed_bfloat16", False)
+    board = pd.read_csv(run_dir / "leaderboard.csv")
+    assert 2 <= len(board) < 200, len(board)  # the budget, not the sample cap, ended the search
+    assert _trial_backends(run_dir, "precision") == {"mixed_bfloat16"}
 
 
 def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):

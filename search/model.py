@@ -21,7 +21,7 @@ from keras import layers, ops
 
 from search.augment import Augment3D
 from search.data.colormap import LEVELS, ORANGES_LUT
-from search.params import INPUT_SIZE, MAX_FILTERS, NUM_CLASSES, feasible, validate
+from search.params import GROWN_FILTERS_CAP, INPUT_SIZE, NUM_CLASSES, feasible, validate
 
 
 @keras.saving.register_keras_serializable(package="conv3d_search")
@@ -55,9 +55,10 @@ class Colorize(keras.layers.Layer):
 
 
 def _block_filters(p: Mapping[str, Any]) -> list[int]:
-    """Filters of each block: the per-block override, else round(filters * filter_growth**i), at most MAX_FILTERS."""
-    return [p.get(f"filters_{i}") or min(round(p["filters"] * p["filter_growth"] ** i), MAX_FILTERS)
-            for i in range(p["blocks"])]
+    """Filters of each block: the per-block override, else round(filters * filter_growth**i), grown at most to
+    GROWN_FILTERS_CAP (or to block 0's count, if larger)."""
+    cap = max(p["filters"], GROWN_FILTERS_CAP)
+    return [p.get(f"filters_{i}") or min(round(p["filters"] * p["filter_growth"] ** i), cap) for i in range(p["blocks"])]
 
 
 def _block(x, i: int, filters: int, p: Mapping[str, Any]):

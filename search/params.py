@@ -18,7 +18,8 @@ from search.errors import UserError
 INPUT_SIZE = 16  # voxels per axis of the dataset's volumes
 NUM_CLASSES = 10
 MAX_BLOCKS = 6
-MAX_FILTERS = 512  # of any block, given or grown
+MAX_FILTERS = 512  # of any block
+GROWN_FILTERS_CAP = 256  # filter_growth stops here (the seeds' widest block), unless block 0 is wider
 
 
 class Param(NamedTuple):
@@ -38,7 +39,8 @@ PARAMS: dict[str, Param] = {
     "padding": Param("choice", ("valid", "same"), "valid", "conv padding; 'valid' shrinks by kernel_size - 1 per conv"),
     "filters": Param("int", (4, MAX_FILTERS), 32, "filters of block 0"),
     "filter_growth": Param("float", (1.0, 4.0), 2.0,
-                           f"block i has round(filters * filter_growth**i) filters, at most {MAX_FILTERS}"),
+                           f"block i has round(filters * filter_growth**i) filters, grown at most to "
+                           f"{GROWN_FILTERS_CAP} (or to filters, if larger)"),
     **{
         f"filters_{i}": Param("int", (4, MAX_FILTERS), None, f"override the filters of block {i}")
         for i in range(MAX_BLOCKS)

@@ -50,7 +50,7 @@ def space(hp):
     # blocks of kernel 5: the search's feasibility check rejects those).
     hp.Int("blocks", 1, 4 if padding == "same" else 2)
     hp.Int("filters", 8, 256, sampling="log")  # block 0
-    hp.Float("filter_growth", 1.0, 2.0, step=0.5)  # block i: filters * growth**i
+    hp.Float("filter_growth", 1.0, 2.0, step=0.5)  # block i: filters * growth**i, grown at most to 256
     hp.Boolean("batchnorm")
     hp.Float("dropout", 0.0, 0.5, step=0.1)
     hp.Choice("head", ["flatten", "global_avg"])

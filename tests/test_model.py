@@ -63,8 +63,11 @@ def test_medium_has_batchnorm_then_dropout_after_each_pool():
 def test_filters_growth_and_overrides():
     model = m.build_model({"blocks": 3, "padding": "same", "filters": 8, "filter_growth": 1.5, "filters_2": 40})
     assert [model.get_layer(f"block{i}_conv").filters for i in range(3)] == [8, 12, 40]
-    wide = m._network(P.validate({"blocks": 4, "padding": "same", "filters": 256, "filter_growth": 2.0}))
-    assert [wide.get_layer(f"block{i}_conv").filters for i in range(4)] == [256, 512, 512, 512]  # grown, capped
+    def grown(filters: int, growth: float) -> list[int]:
+        net = m._network(P.validate({"blocks": 4, "padding": "same", "filters": filters, "filter_growth": growth}))
+        return [net.get_layer(f"block{i}_conv").filters for i in range(4)]
+    assert grown(32, 2.0) == [32, 64, 128, 256] and grown(64, 2.0) == [64, 128, 256, 256]  # growth stops at 256
+    assert grown(300, 1.5) == [300, 300, 300, 300]  # or at block 0's count, if that is wider
 
 
 def test_augment_layer_only_when_asked():

@@ -7,6 +7,8 @@ wires it into Tune and turns Tune's events into plain ``leaderboard.Records``.
 from __future__ import annotations
 
 import copy
+import functools
+import logging
 import os
 import time
 import warnings
@@ -36,6 +38,42 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 # Our loggers are explicit (see _run_config): Tune's automatic TensorBoard logger makes it print a
 # `tensorboard --logdir /tmp/ray/...` hint that points at a staging folder, not at the run folder.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
+def _snapshot_after_upload() -> None:
+    """Make Tune finish copying one experiment-state snapshot to the run folder before it writes the next.
+
+    Tune writes each snapshot into a staging folder (the searcher's files under a temporary name, then
+    renamed) while a background thread may still be copying the last one from there: a temporary file the
+    copy listed and the rename removed fails the copy with FileNotFoundError (Tune logs an ERROR with its
+    traceback and that snapshot never reaches the run folder), and a file rewritten mid-copy arrives torn.
+    Tune has no setting for this, so its snapshot step is wrapped: wait for the copy in flight, then save.
+    """
+    from ray.tune.execution import experiment_state
+
+    manager = experiment_state._ExperimentCheckpointManager
+    sync_up = manager.sync_up_experiment_state
+    if getattr(sync_up, "after_upload", False):
+        return
+
+    @functools.wraps(sync_up)
+    def sync_up_after_upload(self, save_fn, force: bool = False, wait: bool = False) -> None:
+        def save() -> None:
+            try:
+                self._storage.syncer.wait()
+            except Exception:  # noqa: BLE001 - as Tune reports a failed upload: logged, and the next one retries
+                logging.getLogger(experiment_state.__name__).error(
+                    f"Saving experiment state to storage at '{self._storage.experiment_fs_path}' failed with exception: ",
+                    exc_info=True)
+            save_fn()
+
+        sync_up(self, save, force=force, wait=wait)
+
+    sync_up_after_upload.after_upload = True
+    manager.sync_up_experiment_state = sync_up_after_upload
+
+
+_snapshot_after_upload()
 
 
 class BaselinesFirst(Searcher):

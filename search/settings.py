@@ -113,6 +113,19 @@ class Settings:
         """These settings with some changed (say, from command-line flags), validated the same way."""
         return dataclasses.replace(self, **changes)
 
+    def to_json(self) -> dict[str, Any]:
+        """run.json's "settings": every field, baselines as lists."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Settings:
+        """The settings to_json wrote (keys a run from another version lacks take their defaults; unknown ones are dropped)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["baselines"] = tuple(b if isinstance(b, str) else tuple(tuple(kv) for kv in b)
+                                    for b in values.get("baselines") or ())
+        return cls(**values)
+
 
 def _bad_setting(key: str, value: Any, why: str) -> UserError:
     return UserError(f"SEARCH[{key!r}]={value!r} {why}")

@@ -5,13 +5,12 @@ The report of a real search (figures, browser, TensorBoard, Optuna study) is che
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import matplotlib.image as mpimg
 
-from search import console, files, leaderboard, report
+from search import console, files, leaderboard, provenance, report
 from searching import ROOT, search
 
 
@@ -45,7 +44,7 @@ def test_a_mid_run_report_shows_what_is_there_and_says_what_is_not(tmp_path):
     assert "completed: 1" in page and "stopped: 1" in page and "running" in page and "jax" in page
     axes = report._axis(leaderboard.leaderboard(leaderboard.Records.load(run_dir)).set_index("trial_id")["padding"])
     assert axes[0].to_dict() == {"a": 0.5, "b": 1.0, "c": 0.0} and axes[1] == "absent / same / valid"
-    assert report.FIGURES[0] == "learning_curves" and report._rungs(json.loads((run_dir / "run.json").read_text())) == (1, 2)
+    assert report.FIGURES[0] == "learning_curves" and provenance.read(run_dir).space.settings.rungs() == (1, 2)
 
 
 def test_report_before_any_epoch_still_writes_a_page(tmp_path):

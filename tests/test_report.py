@@ -93,3 +93,15 @@ def test_tensorflow_starts_quietly_through_our_backend_but_real_stderr_still_sho
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines() == ["a real error"]
+
+
+def test_a_worker_ended_by_sigterm_in_a_finalizer_prints_no_traceback_but_other_errors_show():
+    """Ray's SIGTERM handler raises SystemExit wherever a worker is; inside a finalizer Python printed it with a
+    traceback at the end of a clean run (issue 17). Other exceptions there still show."""
+    code = ("from search import console\nconsole.setup_worker()\n"
+            "class Ended:\n    def __del__(self):\n        raise SystemExit(1)\n"
+            "class Broken:\n    def __del__(self):\n        raise ValueError('a real error')\n"
+            "Ended()\nBroken()\nprint('went on')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0 and out.stdout == "went on\n"
+    assert "SystemExit" not in out.stderr and "ValueError: a real error" in out.stderr

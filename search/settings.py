@@ -51,7 +51,7 @@ class Settings:
     # checkpoint_every - 1 epochs of that trial.
     checkpoint_every: int = 5
     # Batches per compiled call (Keras's compile(steps_per_execution=...)): fewer Python round trips per
-    # epoch. Equal or faster on CPU (TensorFlow and JAX, measured), the point of it on a GPU.
+    # epoch, the point of it on a GPU, and no slower on a CPU.
     steps_per_execution: int = 8
 
     def __post_init__(self) -> None:
@@ -101,7 +101,7 @@ class Settings:
                 raise _bad_setting("baselines", name, f"has unknown fault {fault!r} (known: {', '.join(FAULTS)})")
             params = {**PRESETS.get(preset, {}), **spec}
             params["epochs"] = min(params.get("epochs", PARAMS["epochs"].default), self.max_epochs)
-            params.setdefault("schedule_epochs", self.max_epochs)  # as every trial's (see _complete)
+            params.setdefault("schedule_epochs", self.max_epochs)  # as every trial's (see bridge.complete)
             try:
                 params = validate({**params, "seed": self.seed})
             except UserError as e:

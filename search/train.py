@@ -37,8 +37,8 @@ def fit(
 
     `model` continues a model restored from a checkpoint, from `initial_epoch` (it keeps the
     steps_per_execution it was compiled with). steps_per_execution batches per compiled call save
-    Python round trips: about 6 % of a machinecurve epoch on 2 CPU cores, more on a GPU. The seed in
-    params fixes weights, shuffling and augmentation, so a run is repeatable on the same machine.
+    Python round trips, most of all on a GPU. The seed in params fixes weights, shuffling and
+    augmentation, so a run is repeatable on the same machine.
     """
     if verbose is None:  # a progress bar on a terminal, one line per epoch in a log file
         verbose = 1 if sys.stdout.isatty() else 2

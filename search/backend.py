@@ -172,9 +172,8 @@ def tensorflow_gpus() -> list:
 def _configure_jax(threads: int, gpus: float) -> None:
     """XLA's GPU memory share as env vars, read when JAX initializes its backend (at its first op).
 
-    No CPU thread limit: jaxlib 0.10.2 accepts `--xla_cpu_multi_thread_eigen=false
-    intra_op_parallelism_threads=1` in XLA_FLAGS, but a measured matmul loop still spread its work
-    over several threads, so it is not set (an XLA flag a jaxlib doesn't know aborts the process).
+    No CPU thread limit: XLA's thread flags did not keep JAX's CPU work on one thread, and an XLA flag
+    a jaxlib doesn't know aborts the process, so none is set.
     """
     del threads
     if 0 < gpus < 1:  # a fraction of a GPU: allocate on demand, and never beyond the share

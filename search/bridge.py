@@ -21,23 +21,26 @@ A step that does not divide ``hi - lo`` lowers ``hi`` to the last step, as in ke
 Hyperparameters in an inactive ``conditional_scope`` (``hp`` returns None), or never reached, are not
 sampled and are absent from the trial's params.
 
-Importing this module is cheap: keras-tuner (which imports TensorFlow) and Optuna load on first use.
+``load_space`` reads a space file and vets it here, by dry runs through the bridge; ``param_counts``
+sizes the models a space draws, for the disk check. Importing this module is cheap: keras-tuner (which
+imports TensorFlow) and Optuna load on first use.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError
+from search.params import MAX_BLOCKS, validate
 from search.settings import Settings
+from search.space import Space, read_space
 
 if TYPE_CHECKING:
     import keras_tuner
     import optuna
-
-    from search.space import Space
 
 
 @functools.cache
@@ -72,7 +75,7 @@ def _bridge() -> type:
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: `from search.space import OptunaHyperParameters` builds the class (and imports TensorFlow).
+    # PEP 562: `from search.bridge import OptunaHyperParameters` builds the class (and imports TensorFlow).
     if name == "OptunaHyperParameters":
         return _bridge()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -157,3 +160,64 @@ def define_by_run(space: Space) -> Callable[[optuna.trial.Trial], dict[str, Any]
     all; a partial of a module function (not a closure) so that Ray can pickle the searcher.
     """
     return functools.partial(sample, space)
+
+
+def load_space(path: str | os.PathLike[str]) -> Space:
+    """Read a space file (space.read_space) and vet what it samples: a bad space fails here, not in trial 17.
+
+    Every problem is a one-line UserError naming the file (and the line when known): besides read_space's,
+    an exception in ``space(hp)``, no hyperparameters, an hp call Optuna cannot sample, an unknown name or
+    out-of-range value (the range of every declared hp is checked, and the params of two dry runs:
+    keras-tuner's defaults, and one random Optuna trial).
+    """
+    space = read_space(path)
+    vet(space)
+    return space
+
+
+def vet(space: Space) -> None:
+    """Run space(hp) with keras-tuner's defaults and with one random Optuna trial; validate both."""
+    import keras_tuner
+
+    defaults = keras_tuner.HyperParameters()
+    space.call(defaults)
+    if not defaults.space:
+        raise UserError(f"{space.path}: space(hp) declares no hyperparameters")
+    sampled_hps = sampled(space, throwaway_study(seed=0).ask())
+    for hps in (defaults, sampled_hps):
+        try:
+            for hp in hps.space:
+                for value in _extremes(hp):
+                    # blocks at its maximum, so that any filters_i is allowed on its own
+                    validate({"blocks": MAX_BLOCKS, hp.name: value})
+            validate(complete(space.settings, hps.values))
+        except UserError as e:
+            raise UserError(f"{space.path}: {e}") from None
+
+
+def _extremes(hp: Any) -> tuple:
+    """Values of a declared hp that bound all it can take: a bad range fails at load, not in trial 17."""
+    from keras_tuner.engine.hyperparameters import Float, Int
+
+    if not isinstance(hp, (Int, Float)):
+        return tuple(hp.values)  # Choice, Boolean, Fixed
+    top = hp.max_value
+    if isinstance(hp, Int) and hp.step is not None and hp.sampling == "linear":  # the last step
+        top = hp.min_value + (hp.max_value - hp.min_value) // hp.step * hp.step
+    return hp.min_value, top
+
+
+DRAWS = 16  # random configurations of a space whose sizes stand for its trials
+
+
+def param_counts(space: Space, draws: int = DRAWS) -> list[int]:
+    """Weights of the space's baselines and of `draws` random feasible configurations (infeasible ones train nothing)."""
+    from search import console, model, params
+    from search.protocol import split_config
+
+    configs = list(space.settings.baseline_configs().values())
+    study = throwaway_study(space.settings.seed)
+    configs += [sample(space, study.ask()) for _ in range(draws)]
+    hyperparameters = [params.validate(split_config(c)[0]) for c in configs]
+    with console.filtered_stderr():  # this is the driver's first Keras op: TensorFlow's GPU lookup, quietly
+        return [model.count_params(c) for c in hyperparameters if params.check(c) is None] or [0]

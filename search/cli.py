@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, help="override the configuration's epochs")
     train.add_argument("--batch-size", type=int, help="override the configuration's batch size")
     train.add_argument("--seed", type=int, default=0, help="seed of weights, split and augmentation (default 0)")
-    train.add_argument("--val-fraction", type=float, default=0.2, help="validation share of train (default 0.2)")
+    train.add_argument("--val-fraction", type=_val_fraction, default=0.2,
+                       help="validation share of train (default 0.2); 0 trains on all of it, as the final retrain does")
     train.add_argument("--test", action="store_true", help="after training, evaluate once on the test set")
     train.add_argument("--out", type=Path, help="output folder (default: a new one under results/)")
     _precision_flag(train)
@@ -135,6 +136,13 @@ def _non_negative(kind):
     return parse
 
 
+def _val_fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
     try:
@@ -200,42 +208,41 @@ def _read_params(text: str) -> dict:
 def cmd_train(args: argparse.Namespace) -> int:
     keras_backend = backend.choose(args.backend)  # before anything imports Keras
     params = _train_params(args)  # every flag and parameter is checked before data or Keras load
-    from search import data, files
+    from search import data, files, final
+    from search.rundir import TrainDir
 
     data_file = data.resolve(args.data)
     train_full = data.load_train(data_file)  # the whole file checked, test split included, with or without --test
-    out = files.new_dir(args.out or RESULTS / f"train-{args.preset or 'params'}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = TrainDir(files.new_dir(args.out or RESULTS / f"train-{args.preset or 'params'}-{time.strftime('%Y%m%d-%H%M%S')}"))
 
     import pandas as pd
 
-    from search import train
-
-    train_set, val_set = data.train_val_split(train_full, args.val_fraction, seed=args.seed)
-    print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set)}); params: {json.dumps(params)}")
-    files.write_json(out / "params.json", {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file),
-                                           "backend": keras_backend, "precision": args.precision})
+    train_set, val_set = (data.train_val_split(train_full, args.val_fraction, seed=args.seed) if args.val_fraction
+                          else (train_full, None))  # 0: the final retrain's protocol, all of train
+    print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set) if val_set else 0}); "
+          f"params: {json.dumps(params)}")
+    files.write_json(out.params, {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file),
+                                  "backend": keras_backend, "precision": args.precision})
     if keras_backend == "tensorflow":
         backend.tensorflow_gpus()  # its first GPU lookup, without the no-driver noise
     backend.set_precision(args.precision)
-    started = time.perf_counter()
-    model, history = train.fit(params, train_set, val_set)
-    seconds = time.perf_counter() - started
-    rows = train.history_rows(history)
-    files.write_atomic(out / "history.csv", lambda tmp: pd.DataFrame(rows).to_csv(tmp, index=False))
-    files.write_atomic(out / "model.keras", model.save)
-    last = rows[-1]
-    print(f"trained {len(rows)} epochs in {seconds:.0f} s: val_accuracy {last['val_accuracy']:.4f}, val_loss {last['val_loss']:.4f}")
+    fitted = final.fit(params, train_set, val_set)
+    files.write_atomic(out.history, lambda tmp: pd.DataFrame(fitted.history).to_csv(tmp, index=False))
+    final.save_model(out.model, fitted.model)
+    last = fitted.history[-1]
+    scores = ", ".join(f"{k} {last[k]:.4f}" for k in ("val_accuracy", "val_loss") if k in last) or f"loss {last['loss']:.4f}"
+    print(f"trained {len(fitted.history)} epochs in {fitted.seconds:.0f} s: {scores}")
     if args.test:
-        metrics = train.test_metrics(model, data.load(data_file, "test"))
-        metrics.update(params=params, data=str(data_file), train_seconds=seconds, backend=keras_backend)
-        files.write_json(out / "test_metrics.json", metrics)
+        metrics, _ = final.test_model(fitted.model, data.load(data_file, "test"))
+        metrics.update(params=params, data=str(data_file), train_seconds=fitted.seconds, backend=keras_backend)
+        files.write_json(out.test_metrics, metrics)
         print(f"test accuracy {metrics['accuracy']:.4f} (loss {metrics['loss']:.4f}) on {metrics['samples']} samples")
-    print(f"wrote {out}")
+    print(f"wrote {out.path}")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from search import run
+    from search import api
     from search.options import RunOptions
     from search.resources import Resources
 
@@ -249,61 +256,63 @@ def cmd_run(args: argparse.Namespace) -> int:
                             mps=args.mps, precision=args.precision),
         dashboard_host=args.dashboard_host, backend=args.backend, wait_for_resources=args.wait_for_resources,
     )
-    prepared = run.prepare(options)  # the space, the whole data file, the run folder and its disk, before Ray starts
-    print(f"run folder: {prepared.run_dir}\n{_looking_hint(prepared.run_dir)} (the report is rewritten as the search runs)")
-    _print_summary(run.start(prepared))
+    # the space, the whole data file, the run folder and its disk are checked before Ray starts, and then:
+    announce = lambda run_dir: print(f"run folder: {run_dir}\n{_looking_hint(run_dir)} (the report is rewritten as the search runs)")  # noqa: E731
+    _print_summary(api.start(options, on_run_dir=announce))
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from search import run
+    from search import api
 
-    _print_summary(run.resume(args.run_dir, args.address, final_test=not args.no_final,
+    _print_summary(api.resume(args.run_dir, args.address, final=not args.no_final,
                               wait_for_resources=args.wait_for_resources))
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from search import leaderboard
+    from search import api, leaderboard
 
-    if not (args.run_dir / "trials.json").is_file():
-        raise UserError(f"{args.run_dir}: no trials recorded (not a run folder, or no trial has reported yet)")
-    print(leaderboard.table(leaderboard.leaderboard(leaderboard.Records.load(args.run_dir)), args.top))
+    print(leaderboard.table(api.open_run(args.run_dir).leaderboard(), args.top))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from search import report
+    from search import api
 
-    print(f"wrote {report.write(args.run_dir)}")
+    print(f"wrote {api.open_run(args.run_dir).write_report()}")
     return 0
 
 
 def cmd_final(args: argparse.Namespace) -> int:
-    from search import run
+    from search import api
 
-    result = run.final_for_rank(args.run_dir, args.rank, args.address, args.backend)
-    print(f"rank {args.rank} ({result['trial_id']}): test accuracy {result['test_accuracy']:.4f}; wrote {result['final_dir']}")
+    result = api.open_run(args.run_dir).final(args.rank, args.address, args.backend)
+    print(f"rank {args.rank} ({result.trial_id}): test accuracy {result.test_accuracy:.4f}; wrote {result.final_dir}")
     return 0
 
 
-def _print_summary(summary: dict) -> None:
-    best = summary["best"]
-    print(f"\n{summary['trials']} trials; best {best['trial_id']} (val_accuracy {best['val_accuracy']:.4f} "
-          f"at epoch {best['best_epoch']}){' [baseline ' + best['baseline'] + ']' if best['baseline'] else ''}"
-          f"{' [finalist of ' + best['finalist_of'] + ']' if best.get('finalist_of') else ''}")
-    print(f"best configuration: {json.dumps(best['params'])}")
-    if "test_accuracy" in summary:
-        print(f"final test accuracy (retrained on train + validation, tested once): {summary['test_accuracy']:.4f}")
-    run_dir = Path(summary["run_dir"])
-    print("wrote " + ", ".join(str(run_dir / name) for name in ("leaderboard.csv", "epochs.csv", "best.json", "run.json", "final/")))
-    print(_looking_hint(run_dir))
+def _print_summary(summary) -> None:
+    from search.rundir import RunDir
+
+    best = summary.best
+    print(f"\n{summary.trials} trials; best {best.trial_id} (val_accuracy {best.val_accuracy:.4f} "
+          f"at epoch {best.best_epoch}){' [baseline ' + best.baseline + ']' if best.baseline else ''}"
+          f"{' [finalist of ' + best.finalist_of + ']' if best.finalist_of else ''}")
+    print(f"best configuration: {json.dumps(best.params)}")
+    if summary.test_accuracy is not None:
+        print(f"final test accuracy (retrained on train + validation, tested once): {summary.test_accuracy:.4f}")
+    where = RunDir(summary.run_dir)
+    shown = (where.leaderboard_csv, where.epochs_csv, where.best_json, where.run_json, where.final.path)
+    print("wrote " + ", ".join(str(path) for path in shown))
+    print(_looking_hint(where.path))
 
 
 def _looking_hint(run_dir: Path) -> str:
     """How to look at a run: its report, TensorBoard and optuna-dashboard, each with its command."""
-    from search.report import REPORT, study_url
+    from search.rundir import RunDir
 
-    return (f"look at it: {run_dir / REPORT} (any browser, offline); `tensorboard --logdir {run_dir}`; "
-            f"`optuna-dashboard {study_url(run_dir)}` (pip install tensorboard optuna-dashboard)")
+    where = RunDir(run_dir)
+    return (f"look at it: {where.report} (any browser, offline); `tensorboard --logdir {run_dir}`; "
+            f"`optuna-dashboard {where.study_url}` (pip install tensorboard optuna-dashboard)")
 

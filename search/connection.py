@@ -45,7 +45,7 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backen
 
 
 def dashboard_login_hint(url: str, auth: bool | None = None) -> str:
-    """How to open the dashboard at url and log in with Ray 2.60's token, as text for a person (auth None: ask it)."""
+    """How to open the dashboard at url and log in with Ray's token, as text for a person (auth None: ask it)."""
     auth = _dashboard_auth(url) if auth is None else auth
     if not auth:
         return (f"Dashboard: {url} (token authentication is off: anyone who can reach "
@@ -78,16 +78,15 @@ def _dashboard_auth(url: str) -> bool:
         return True
 
 
-def reap_dead_driver(run_dir: Path, info: dict[str, Any]) -> None:
+def reap_dead_driver(run_dir: Path, last: dict[str, Any]) -> None:
     """Refuse to resume a run whose driver is alive; kill what a dead driver's local Ray left running.
 
-    When a driver that started its own Ray is SIGKILLed, Ray's core processes exit with it but some
-    helpers (the dashboard and runtime-env agents) live on, orphaned. They hold files in that Ray
-    session's folder, which is how we recognise them.
+    `last` is the facts() of the run's latest driver. When a driver that started its own Ray is SIGKILLed,
+    Ray's core processes exit with it but some helpers (the dashboard and runtime-env agents) live on,
+    orphaned. They hold files in that Ray session's folder, which is how we recognise them.
     """
     import psutil
 
-    last = (info.get("resumed") or [info])[-1]["cluster"]
     if psutil.pid_exists(last["pid"]) and "search" in " ".join(psutil.Process(last["pid"]).cmdline()):
         raise UserError(f"{run_dir}: its driver (pid {last['pid']}) is still running; stop it before resuming")
     if last.get("address") or not last.get("session"):

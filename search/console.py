@@ -1,4 +1,5 @@
-"""A quiet console: TensorFlow's C++ start-up lines about a missing GPU, kept out of the driver's and the trials' output.
+"""A quiet console: TensorFlow's C++ start-up lines about a missing GPU, kept out of the driver's and the trials' output,
+and no traceback when Ray ends a worker.
 
 TensorFlow prints them while its shared libraries load ("Could not find cuda drivers", absl's "All log
 messages before absl::InitializeLog()") and when it first looks for a GPU ("failed call to cuInit"),
@@ -91,6 +92,21 @@ def quiet_tensorflow_import() -> None:
     sys.meta_path.insert(0, _QuietFirstImport("tensorflow"))
 
 
+def quiet_exit_in_finalizers() -> None:
+    """Don't print a SystemExit that Python could not raise: Ray's SIGTERM handler raises it wherever the worker
+    is, and in a finalizer or weakref callback Python prints it with a traceback instead. The worker is being
+    ended on purpose (Tune stopping a finished trial's actor); every other unraisable exception still shows."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if not issubclass(unraisable.exc_type, SystemExit):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def setup_worker() -> None:
-    """Ray's worker_process_setup_hook (see connection.connect): every worker of the job imports TensorFlow quietly."""
+    """Ray's worker_process_setup_hook (see connection.connect): every worker of the job imports TensorFlow
+    quietly, and its end by SIGTERM prints no traceback."""
     quiet_tensorflow_import()
+    quiet_exit_in_finalizers()

@@ -1,8 +1,9 @@
 """The run's records: every trial's configuration, status and per-epoch metrics, as CSV leaderboards.
 
-Plain data, no Ray: the tuner feeds results in, and this module ranks them and writes
-``leaderboard.csv`` (one row per trial), ``epochs.csv`` (long format, one row per trial and epoch)
-and ``trials.json`` (the same records, machine-readable, used by ``resume``), each atomically.
+Plain data, no Ray: the tuner feeds results in; the records rank themselves (``TrialRecord.rank_key``) and
+choose the finalists and the winner. pandas only writes them out: ``leaderboard.csv`` (one row per trial),
+``epochs.csv`` (long format, one row per trial and epoch) and ``trials.json`` (the same records,
+machine-readable, used by ``resume``), each atomically.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import pandas as pd
 from search import files
 from search.errors import UserError
 from search.params import PARAMS, validate
-from search.protocol import ENDED, Stage, Status
+from search.protocol import ENDED, TRAINED_CLEANLY, Stage, Status
+from search.rundir import RunDir
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -56,6 +58,37 @@ class TrialRecord:
         if not self.epochs:
             return None
         return max(sorted(self.epochs.items()), key=lambda item: item[1]["val_accuracy"])
+
+    def rank_key(self) -> tuple:
+        """The ranking rule, sorted ascending: finalists that trained (or train) their full budget first, then the
+        search's trials, then finalists that failed or were lost; within each, the best validation accuracy
+        (fewer epochs to it on a tie, then the trial id), and trials with no epoch last."""
+        finalist, good = self.stage == Stage.FINALIST, self.status in (Status.RUNNING, Status.COMPLETED)
+        group = 0 if finalist and good else 2 if finalist else 1
+        best = self.best()
+        if best is None or math.isnan(best[1]["val_accuracy"]):
+            return group, 1, 0.0, 0, self.trial_id
+        return group, 0, -best[1]["val_accuracy"], best[0], self.trial_id
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A trained trial chosen from the ranking (the winner, or another rank), as best.json holds it.
+
+    Its params train for the epoch count where its validation accuracy peaked; they keep the trial's
+    schedule_epochs (the cosine horizon), so a retrain's learning rate at each epoch is the one the trial had.
+    """
+
+    trial_id: str
+    val_accuracy: float
+    best_epoch: int
+    baseline: str
+    stage: str
+    finalist_of: str
+    params: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Records:
@@ -107,6 +140,27 @@ class Records:
                 record.error = ("its driver died before Ray saved this trial; the resumed search sampled another"
                                 if stage == Stage.SEARCH else "its driver died; the resumed run trained this finalist again")
 
+    def ranked(self) -> list[TrialRecord]:
+        """Every trial, best first (TrialRecord.rank_key): rank 1 is the winner, the best finalist where there are any."""
+        return sorted(self.trials.values(), key=TrialRecord.rank_key)
+
+    def finalists(self, count: int) -> list[TrialRecord]:
+        """The top `count` search trials that trained cleanly: the configurations the finalist stage retrains."""
+        clean = [r for r in self.ranked() if r.stage == Stage.SEARCH and r.epochs and r.status in TRAINED_CLEANLY]
+        return clean[:count]
+
+    def pick(self, rank: int = 1) -> Pick:
+        """The trial ranked `rank` among those that trained (1: the winner); UserError if there is no such trial."""
+        trained = [r for r in self.ranked() if r.epochs]
+        if not trained:
+            raise UserError("no trial trained successfully; see leaderboard.csv for each trial's status")
+        if not 1 <= rank <= len(trained):
+            raise UserError(f"--rank {rank} is out of range (the leaderboard has {len(trained)} trained trials)")
+        record = trained[rank - 1]
+        epoch, metrics = record.best()
+        return Pick(record.trial_id, float(metrics["val_accuracy"]), epoch, record.baseline, str(record.stage),
+                    record.finalist_of, validate({**record.params, "epochs": epoch}))
+
     def to_json(self) -> dict[str, Any]:
         return {tid: asdict(r) for tid, r in self.trials.items()}
 
@@ -120,18 +174,18 @@ class Records:
 
     @classmethod
     def load(cls, run_dir: Path) -> Records:
-        path = Path(run_dir) / "trials.json"
+        """The records in run_dir's trials.json (none before the first result)."""
+        path = RunDir(run_dir).trials_json
         return cls.from_json(json.loads(path.read_text())) if path.is_file() else cls()
 
 
 def leaderboard(records: Records) -> pd.DataFrame:
-    """One row per trial: the finalists first, then the search's trials, then finalists that failed or were
-    lost, each ranked by best validation accuracy (fewer epochs first on a tie). Rank 1 is the winner: the
-    best finalist where there are any."""
+    """One row per trial, in the records' ranking (Records.ranked), with its rank, outcome and hyperparameters."""
     rows = []
-    for r in records.trials.values():
+    for rank, r in enumerate(records.ranked(), start=1):
         best = r.best()
         rows.append({
+            "rank": rank,
             "trial_id": r.trial_id,
             "stage": str(r.stage),  # plain text in the frame, whether the record came from memory or JSON
             "status": str(r.status),
@@ -150,33 +204,8 @@ def leaderboard(records: Records) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     frame = pd.DataFrame(rows)
-    # Finalists that trained (or train) their full budget, then the search, then finalists that failed or were lost.
-    good = frame["status"].isin([Status.RUNNING, Status.COMPLETED])
-    frame["_group"] = (frame["stage"] != Stage.FINALIST).astype(int) + 2 * ((frame["stage"] == Stage.FINALIST) & ~good)
-    frame = frame.sort_values(["_group", "best_val_accuracy", "best_epoch", "trial_id"],
-                              ascending=[True, False, True, True], na_position="last").drop(columns="_group")
-    frame.insert(0, "rank", range(1, len(frame) + 1))
     hyper = [c for c in PARAMS if c in frame.columns] + sorted(set(frame.columns) - set(PARAMS) - set(LEADERBOARD_COLUMNS))
-    return frame[LEADERBOARD_COLUMNS + hyper].reset_index(drop=True)
-
-
-def pick(records: Records, rank: int = 1) -> dict[str, Any]:
-    """The trial ranked `rank` among those that trained (1: the winner), as best.json holds it.
-
-    Its params are set to train for the epoch count where its validation accuracy peaked; they keep
-    the trial's schedule_epochs (the cosine horizon), so a retrain's learning rate at each epoch is the
-    one the trial had. UserError if there is no such trial.
-    """
-    trained = leaderboard(records).query("epochs_trained > 0")
-    if trained.empty:
-        raise UserError("no trial trained successfully; see leaderboard.csv for each trial's status")
-    if not 1 <= rank <= len(trained):
-        raise UserError(f"--rank {rank} is out of range (the leaderboard has {len(trained)} trained trials)")
-    row = trained.iloc[rank - 1]
-    return {"trial_id": row["trial_id"], "val_accuracy": float(row["best_val_accuracy"]),
-            "best_epoch": int(row["best_epoch"]), "baseline": row["baseline"], "stage": row["stage"],
-            "finalist_of": row["finalist_of"],
-            "params": validate({**records.trials[row["trial_id"]].params, "epochs": int(row["best_epoch"])})}
+    return frame[LEADERBOARD_COLUMNS + hyper]
 
 
 def epochs(records: Records) -> pd.DataFrame:
@@ -191,11 +220,11 @@ def epochs(records: Records) -> pd.DataFrame:
 
 def write(run_dir: Path, records: Records) -> pd.DataFrame:
     """Rewrite trials.json, epochs.csv and leaderboard.csv atomically; return the leaderboard."""
-    run_dir = Path(run_dir)
+    where = RunDir(run_dir)
     board = leaderboard(records)
-    files.write_json(run_dir / "trials.json", records.to_json())
-    files.write_atomic(run_dir / "epochs.csv", lambda tmp: epochs(records).to_csv(tmp, index=False))
-    files.write_atomic(run_dir / "leaderboard.csv", lambda tmp: board.to_csv(tmp, index=False))
+    files.write_json(where.trials_json, records.to_json())
+    files.write_atomic(where.epochs_csv, lambda tmp: epochs(records).to_csv(tmp, index=False))
+    files.write_atomic(where.leaderboard_csv, lambda tmp: board.to_csv(tmp, index=False))
     return board
 
 

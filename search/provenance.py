@@ -10,6 +10,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -17,62 +18,147 @@ from typing import Any
 from search import backend, connection, data, files
 from search.errors import UserError
 from search.options import RunOptions
+from search.rundir import RunDir
+from search.settings import Settings
 from search.space import Space
 
-RUN_FILE = "run.json"
 _VERSIONS = ["conv3d-search", "ray", "tensorflow", "jax", "jaxlib", "torch", "keras", "keras-tuner", "optuna", "pandas",
              "numpy", "h5py"]
 
 
+@dataclass(frozen=True)
+class SpaceInfo:
+    """The space file a run searched: where, its bytes' hash, and its settings as run (flags applied)."""
+
+    path: Path
+    sha256: str
+    settings: Settings
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "sha256": self.sha256, "settings": self.settings.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SpaceInfo:
+        return cls(Path(data["path"]), data["sha256"], Settings.from_json(data["settings"]))
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """The data file a run used, its hash, and the sizes of its search split."""
+
+    path: Path
+    sha256: str
+    train: int
+    validation: int
+    val_fraction: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "path": str(self.path)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DataInfo:
+        return cls(Path(data["path"]), data.get("sha256", ""), data.get("train", 0), data.get("validation", 0),
+                   data.get("val_fraction", 0.0))
+
+
+@dataclass
+class RunInfo:
+    """run.json, typed: what ran (options, space, data, versions, cluster) and when each stage ended.
+
+    ``to_json`` writes the keys run.json always had; keys this version does not know are kept in ``extra``.
+    The cluster facts stay as search.connection.facts wrote them.
+    """
+
+    options: RunOptions
+    space: SpaceInfo
+    data: DataInfo
+    seed: int
+    started: str
+    command: list[str] = dataclasses.field(default_factory=list)
+    backend: str | None = None  # None: a run from before backends were recorded (keras_backend)
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    worker_env: dict[str, str] = dataclasses.field(default_factory=dict)
+    cluster: dict[str, Any] = dataclasses.field(default_factory=dict)
+    resumed: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # each: at, command, cluster
+    search_ended: str | None = None
+    ended: str | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def keras_backend(self) -> str:
+        """The Keras backend the run was made with (runs from before backends were recorded used TensorFlow)."""
+        return self.backend or backend.DEFAULT
+
+    @property
+    def last_cluster(self) -> dict[str, Any]:
+        """The cluster facts of the run's latest driver: the start's, or the latest resume's."""
+        return (self.resumed[-1] if self.resumed else {"cluster": self.cluster})["cluster"]
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"command": self.command, "options": self.options.to_json(), "space": self.space.to_json(),
+               "data": self.data.to_json(), "seed": self.seed, "backend": self.backend, "versions": self.versions,
+               "worker_env": self.worker_env, "cluster": self.cluster, "started": self.started,
+               "resumed": self.resumed, "search_ended": self.search_ended, "ended": self.ended, **self.extra}
+        optional = ("backend", "resumed", "search_ended", "ended")
+        return {k: v for k, v in out.items() if k not in optional or v}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunInfo:
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        space = SpaceInfo.from_json(data["space"])
+        options = RunOptions.from_json({"space_path": str(space.path), **data.get("options", {})})
+        return cls(options=options, space=space, data=DataInfo.from_json(data["data"]),
+                   seed=data.get("seed", space.settings.seed), started=data.get("started", ""),
+                   command=data.get("command", []), backend=data.get("backend"), versions=data.get("versions", {}),
+                   worker_env=data.get("worker_env", {}), cluster=data.get("cluster", {}),
+                   resumed=data.get("resumed", []), search_ended=data.get("search_ended"), ended=data.get("ended"),
+                   extra={k: v for k, v in data.items() if k not in known})
+
+
 def start(run_dir: Path, options: RunOptions, space: Space, data_file: Path, split: tuple[int, int],
-          keras_backend: str) -> dict[str, Any]:
+          keras_backend: str) -> RunInfo:
     """Write run.json for a new run (after Ray started: it records the cluster); return it."""
-    info = {
-        "command": sys.argv,
-        "options": options.to_json(),
-        "space": {"path": str(space.path.resolve()), "sha256": space.sha256, "settings": dataclasses.asdict(space.settings)},
-        "data": {"path": str(data_file.resolve()), "sha256": data.sha256(data_file),
-                 "train": split[0], "validation": split[1], "val_fraction": space.settings.val_fraction},
-        "seed": space.settings.seed,
-        "backend": keras_backend,
-        "versions": versions(),
-        "worker_env": backend.env_vars(keras_backend),
-        "cluster": connection.facts(options.address),
-        "started": now(),
-    }
-    files.write_json(run_dir / RUN_FILE, info)
+    info = RunInfo(
+        command=sys.argv,
+        options=options,
+        space=SpaceInfo(space.path.resolve(), space.sha256, space.settings),
+        data=DataInfo(data_file.resolve(), data.sha256(data_file), split[0], split[1], space.settings.val_fraction),
+        seed=space.settings.seed,
+        backend=keras_backend,
+        versions=versions(),
+        worker_env=backend.env_vars(keras_backend),
+        cluster=connection.facts(options.address),
+        started=now(),
+    )
+    _write(run_dir, info)
     return info
 
 
-def read(run_dir: Path) -> tuple[dict[str, Any], RunOptions]:
-    """(run.json, its options) of an existing run folder."""
-    info = read_info(run_dir)
-    return info, RunOptions.from_json(info["options"])
-
-
-def read_info(run_dir: Path) -> dict[str, Any]:
-    """run.json of an existing run folder, as stored; UserError for a folder that is not a run's."""
-    path = Path(run_dir) / RUN_FILE
+def read(run_dir: Path) -> RunInfo:
+    """run.json of an existing run folder; UserError for a folder that is not a run's."""
+    path = RunDir(run_dir).run_json
     if not path.is_file():
-        raise UserError(f"{run_dir}: not a run folder (no {RUN_FILE})")
-    return json.loads(path.read_text())
+        raise UserError(f"{run_dir}: not a run folder (no {path.name})")
+    try:
+        return RunInfo.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: not a readable run.json ({type(e).__name__}: {e})") from None
 
 
-def keras_backend(info: dict[str, Any]) -> str:
-    """The Keras backend a run was made with (runs from before backends were recorded used TensorFlow)."""
-    return info.get("backend") or backend.DEFAULT
-
-
-def resumed(run_dir: Path, info: dict[str, Any], address: str | None) -> None:
+def resumed(run_dir: Path, info: RunInfo, address: str | None) -> None:
     """Record a resume: when, by which command, on which cluster."""
-    info.setdefault("resumed", []).append({"at": now(), "command": sys.argv, "cluster": connection.facts(address)})
-    files.write_json(Path(run_dir) / RUN_FILE, info)
+    info.resumed.append({"at": now(), "command": sys.argv, "cluster": connection.facts(address)})
+    _write(run_dir, info)
 
 
-def mark(run_dir: Path, info: dict[str, Any], event: str, keep_first: bool = False) -> None:
+def mark(run_dir: Path, info: RunInfo, event: str, keep_first: bool = False) -> None:
     """Record when something happened ("search_ended", "ended"); keep_first: an earlier time stays."""
-    info[event] = (keep_first and info.get(event)) or now()
-    files.write_json(Path(run_dir) / RUN_FILE, info)
+    setattr(info, event, (keep_first and getattr(info, event)) or now())
+    _write(run_dir, info)
+
+
+def _write(run_dir: Path, info: RunInfo) -> None:
+    files.write_json(RunDir(run_dir).run_json, info.to_json())
 
 
 def versions() -> dict[str, str]:

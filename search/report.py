@@ -1,8 +1,9 @@
 """A run's report: ``report.html`` (one self-contained page, figures embedded) and each figure as a PNG beside it.
 
-Plain files in, pictures out: it reads only the run folder (run.json, trials.json, final/, the Optuna study in
-optuna.db) and knows nothing about Ray. It never reads the test set: the final stage keeps its predictions.
-Works mid-run too (what is there so far); ``ReportWriter`` rewrites it in the background while a search runs.
+Plain files in, pictures out: it reads only the run folder (run.json, the records, the final test, the Optuna
+study) and knows nothing about Ray. It never reads the test set: the final stage keeps its predictions.
+Works mid-run too (what is there so far); ``ReportWriter`` rewrites it in the background while a search
+runs, when the pipeline attaches it.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import pandas as pd
 
 from search import files, leaderboard, provenance
 from search.protocol import Stage, Status
+from search.provenance import RunInfo
+from search.rundir import RunDir
 
-REPORT = "report.html"
-STUDY_FILE = "optuna.db"  # the Optuna study (SQLite) the search keeps in the run folder (see search.watch)
+REPORT = RunDir(".").report.name
 FIGURES = ("learning_curves", "parallel_coordinates", "importance", "confusion_matrix", "per_digit")
 STATUS_COLOURS = {Status.COMPLETED: "#2ca02c", Status.STOPPED: "#ff7f0e", Status.BASELINE: "#1f77b4",
                   Status.RUNNING: "#555555", Status.INFEASIBLE: "#bbbbbb", Status.DIVERGED: "#d62728",
@@ -33,16 +35,11 @@ TOP = 10  # leaderboard rows shown in the report
 _LOCK = threading.Lock()  # one render at a time per process: the background writer and the end of a run
 
 
-def study_url(run_dir: Path) -> str:
-    """The SQLAlchemy URL of a run's Optuna storage (what optuna.load_study and optuna-dashboard take)."""
-    return f"sqlite:///{(Path(run_dir) / STUDY_FILE).resolve()}"
-
-
 def write(run_dir: Path) -> Path:
     """Render the run folder's report.html and its PNGs (atomically); return the report's path."""
     run_dir = Path(run_dir)
     with _LOCK:
-        info = provenance.read_info(run_dir)
+        info = provenance.read(run_dir)
         records = leaderboard.Records.load(run_dir)
         board = leaderboard.leaderboard(records)
         final = _final(run_dir)
@@ -59,7 +56,7 @@ def write(run_dir: Path) -> Path:
             ("Final test", _final_section(run_dir, final)),
         ]
         page = _page(f"Run {run_dir.resolve().name}", sections)
-        return files.write_atomic(run_dir / REPORT, lambda tmp: tmp.write_text(page))
+        return files.write_atomic(RunDir(run_dir).report, lambda tmp: tmp.write_text(page))
 
 
 class ReportWriter:
@@ -92,26 +89,28 @@ def write_or_warn(run_dir: Path) -> Path | None:
     try:
         return write(run_dir)
     except Exception as e:  # noqa: BLE001 - the report is a view; the search goes on without it
-        print(f"report: could not write {Path(run_dir) / REPORT}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        print(f"report: could not write {RunDir(run_dir).report}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         return None
 
 
 # --- reading ---------------------------------------------------------------------------------------------
 
 def _final(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "final" / "test_metrics.json"
+    """The winner's test metrics, once the final stage wrote them."""
+    path = RunDir(run_dir).final.test_metrics
     return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _study(run_dir: Path):
     """The run's Optuna study, or None (no storage yet, or a run from before the study was kept)."""
-    if not (run_dir / STUDY_FILE).is_file():
+    where = RunDir(run_dir)
+    if not where.study.is_file():
         return None
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    summaries = optuna.get_all_study_summaries(study_url(run_dir))
-    return optuna.load_study(study_name=summaries[0].study_name, storage=study_url(run_dir)) if summaries else None
+    summaries = optuna.get_all_study_summaries(where.study_url)
+    return optuna.load_study(study_name=summaries[0].study_name, storage=where.study_url) if summaries else None
 
 
 # --- figures (matplotlib's object API with the Agg canvas: no pyplot state, safe in a background thread) ---
@@ -129,13 +128,13 @@ def _figure(run_dir: Path, name: str, figure, caption: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     png = buffer.getvalue()
-    files.write_atomic(run_dir / f"{name}.png", lambda tmp: tmp.write_bytes(png))
+    files.write_atomic(RunDir(run_dir).figure(name), lambda tmp: tmp.write_bytes(png))
     data = base64.b64encode(png).decode("ascii")
     return (f"<figure id='{name}'><img alt='{name}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{html.escape(caption)} ({name}.png)</figcaption></figure>")
 
 
-def _learning_curves(records: leaderboard.Records, info: dict[str, Any]):
+def _learning_curves(records: leaderboard.Records, info: RunInfo):
     trials = [r for r in records.trials.values() if r.epochs]
     if not trials:
         return None
@@ -149,7 +148,7 @@ def _learning_curves(records: leaderboard.Records, info: dict[str, Any]):
         ax.plot(epochs, values, style, color=colour, marker="o", markersize=3, linewidth=1.2, alpha=0.85)
         if record.status == Status.STOPPED:  # where ASHA cut it
             ax.plot(epochs[-1], values[-1], "x", color=colour, markersize=9, markeredgewidth=2)
-    for rung in _rungs(info):
+    for rung in info.space.settings.rungs():
         ax.axvline(rung, color="#444444", linestyle=":", linewidth=1)
         ax.annotate(f"rung {rung}", (rung, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
                     fontsize=8)
@@ -167,14 +166,6 @@ def _learning_curves(records: leaderboard.Records, info: dict[str, Any]):
     ax.set_ylabel("validation accuracy")
     ax.grid(alpha=0.3)
     return figure
-
-
-def _rungs(info: dict[str, Any]) -> tuple[int, ...]:
-    from search.settings import Settings
-
-    s = info["space"]["settings"]
-    return Settings(max_epochs=s["max_epochs"], grace_period=s["grace_period"],
-                    reduction_factor=s["reduction_factor"]).rungs()
 
 
 def _hyperparameters(board: pd.DataFrame) -> list[str]:
@@ -238,7 +229,7 @@ def _axis(values: pd.Series) -> tuple[pd.Series, str]:
 def _importance_section(run_dir: Path, study) -> str:
     caption = "Optuna's importance evaluator (PED-ANOVA by default) on the study's finished trials"
     if study is None:
-        return f"<p class='note'>No Optuna study in {STUDY_FILE} yet.</p>"
+        return f"<p class='note'>No Optuna study in {RunDir(run_dir).study.name} yet.</p>"
     import optuna
 
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -286,11 +277,9 @@ def _final_section(run_dir: Path, final: dict[str, Any] | None) -> str:
 
 def _per_digit(run_dir: Path, final: dict[str, Any]) -> str:
     """Per-digit accuracy, all rows and upright (even rows) vs rotated (odd rows) where predictions were kept."""
-    from search.final import PREDICTIONS
-
     table = pd.DataFrame({"all": pd.Series(final["per_class_accuracy"]).astype(float)})
     table.index = table.index.astype(int)
-    path = run_dir / "final" / PREDICTIONS
+    path = RunDir(run_dir).final.predictions
     summary = ""
     if path.is_file():
         rows = pd.read_csv(path)
@@ -313,26 +302,25 @@ def _per_digit(run_dir: Path, final: dict[str, Any]) -> str:
 
 # --- tables and page -------------------------------------------------------------------------------------
 
-def _facts_html(info: dict[str, Any], board: pd.DataFrame) -> str:
-    settings = info["space"]["settings"]
-    resources = info.get("cluster", {}).get("resources", {})
-    options = info.get("options", {})
-    started, ended = info.get("started"), info.get("ended")
+def _facts_html(info: RunInfo, board: pd.DataFrame) -> str:
+    settings, trial = info.space.settings, info.options.resources
+    resources = info.cluster.get("resources", {})
+    started, ended = info.started, info.ended
     wall = "running" if not ended else _duration(started, ended)
     facts = {
-        "space": f"{info['space']['path']} (sha256 {info['space']['sha256'][:12]})",
-        "budget": (f"{settings['samples']} sampled trials + {len(settings.get('baselines') or ())} baselines, "
-                   f"at most {settings['max_epochs']} epochs each (ASHA: grace {settings['grace_period']}, "
-                   f"reduction factor {settings['reduction_factor']}); {settings['finalists']} finalists"),
+        "space": f"{info.space.path} (sha256 {info.space.sha256[:12]})",
+        "budget": (f"{settings.samples} sampled trials + {len(settings.baselines)} baselines, "
+                   f"at most {settings.max_epochs} epochs each (ASHA: grace {settings.grace_period}, "
+                   f"reduction factor {settings.reduction_factor}); {settings.finalists} finalists"),
         "trial-epochs trained": int(board["epochs_trained"].sum()) if len(board) else 0,
         "wall time": f"{wall} (started {started}{', ended ' + ended if ended else ''})",
         "device": (f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs on "
-                   f"{info.get('cluster', {}).get('nodes', '?')} node(s) (host {info.get('cluster', {}).get('host', '?')}); "
-                   f"per trial {options.get('cpus_per_trial', '?')} CPU, {options.get('gpus_per_trial', '?')} GPU"),
-        "Keras backend": info.get("backend", "tensorflow"),
-        "data": f"{info['data']['path']} (train {info['data']['train']}, validation {info['data']['validation']})",
+                   f"{info.cluster.get('nodes', '?')} node(s) (host {info.cluster.get('host', '?')}); "
+                   f"per trial {trial.cpus} CPU, {trial.gpus} GPU"),
+        "Keras backend": info.keras_backend,
+        "data": f"{info.data.path} (train {info.data.train}, validation {info.data.validation})",
         "trials per status": ", ".join(f"{s}: {n}" for s, n in board["status"].value_counts().items()) or "none yet",
-        "resumed": len(info.get("resumed", [])),
+        "resumed": len(info.resumed),
     }
     return pd.Series(facts, name="").to_frame().to_html(header=False, classes="facts")
 

@@ -61,7 +61,7 @@ class Settings:
     # checkpoint_every - 1 epochs of that trial.
     checkpoint_every: int = 5
     # Batches per compiled call (Keras's compile(steps_per_execution=...)): fewer Python round trips per
-    # epoch. Equal or faster on CPU (TensorFlow and JAX, measured), the point of it on a GPU.
+    # epoch, the point of it on a GPU, and no slower on a CPU.
     steps_per_execution: int = 8
 
     def __post_init__(self) -> None:
@@ -117,7 +117,7 @@ class Settings:
                 raise _bad_setting("baselines", name, f"has unknown fault {fault!r} (known: {', '.join(FAULTS)})")
             params = {**PRESETS.get(preset, {}), **spec}
             params["epochs"] = min(params.get("epochs", PARAMS["epochs"].default), self.max_epochs)
-            params.setdefault("schedule_epochs", self.max_epochs)  # as every trial's (see _complete)
+            params.setdefault("schedule_epochs", self.max_epochs)  # as every trial's (see bridge.complete)
             try:
                 params = validate({**params, "seed": self.seed})
             except UserError as e:
@@ -128,6 +128,19 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """These settings with some changed (say, from command-line flags), validated the same way."""
         return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """run.json's "settings": every field, baselines as lists."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Settings:
+        """The settings to_json wrote (keys a run from another version lacks take their defaults; unknown ones are dropped)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["baselines"] = tuple(b if isinstance(b, str) else tuple(tuple(kv) for kv in b)
+                                    for b in values.get("baselines") or ())
+        return cls(**values)
 
 
 def _bad_setting(key: str, value: Any, why: str) -> UserError:

@@ -4,8 +4,9 @@ A space file (``spaces/*.py``) defines ``space(hp)`` and may define ``SEARCH``, 
 ``space`` is define-by-run: it calls ``hp.Int``, ``hp.Float``, ``hp.Choice``, ``hp.Boolean`` and
 ``hp.Fixed`` with the names of ``search.params.PARAMS``, in ``hp.conditional_scope`` or under plain
 Python control flow, e.g. ``for i in range(hp.Int("blocks", 1, 4)): hp.Int(f"filters_{i}", 8, 64)``;
-its return value is ignored. ``load_space`` imports and vets a file; ``search.bridge`` samples it with
-Optuna for Ray's ``OptunaSearch``; ``search.settings`` holds ``SEARCH``.
+its return value is ignored. ``read_space`` imports a file and checks its shape; ``search.bridge`` vets
+it with a dry run (``load_space``) and samples it with Optuna for Ray's ``OptunaSearch``;
+``search.settings`` holds ``SEARCH``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from search.errors import UserError, one_line
-from search.params import MAX_BLOCKS, validate
 from search.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,8 +63,10 @@ class Space:
 
 
 def _reload(path: Path, sha256: str, settings: Settings) -> Space:
-    """Unpickle a Space; refuse a file that changed since, as the search would change under its trials."""
-    space = load_space(path)
+    """Unpickle a Space; refuse a file that changed since, as the search would change under its trials.
+
+    The bytes are the ones bridge.load_space vetted when the run started, so they are only read again."""
+    space = read_space(path)
     if space.sha256 != sha256:
         raise UserError(f"{path}: changed since the search started (sha256 was {sha256}, is {space.sha256})")
     return dataclasses.replace(space, settings=settings)
@@ -73,14 +75,12 @@ def _reload(path: Path, sha256: str, settings: Settings) -> Space:
 _loads = itertools.count()  # unique module names, so loading a file twice never reuses a stale module
 
 
-def load_space(path: str | os.PathLike[str]) -> Space:
-    """Import a space file by path, dry-run its space(hp) and validate what it samples.
+def read_space(path: str | os.PathLike[str]) -> Space:
+    """Import a space file by path and check its shape: a ``space(hp)`` of one argument and a valid ``SEARCH``.
 
     Every problem is a one-line UserError naming the file (and the line when known): unreadable file,
-    syntax error, exception while importing, no or bad ``space``, bad ``SEARCH``, an exception in
-    ``space(hp)``, no hyperparameters, an hp call Optuna cannot sample, an unknown name or out-of-range
-    value (the range of every declared hp is checked, and the params of two dry runs: keras-tuner's
-    defaults, and one random Optuna trial).
+    syntax error, exception while importing, no or bad ``space``, bad ``SEARCH``. What ``space(hp)``
+    samples is vetted by bridge.load_space.
     """
     path = Path(path)
     try:
@@ -98,9 +98,7 @@ def load_space(path: str | os.PathLike[str]) -> Space:
     except TypeError:
         line = getattr(getattr(define, "__code__", None), "co_firstlineno", None)
         raise UserError(f"{path}{f':{line}' if line else ''}: space must take one argument, hp") from None
-    space = Space(path, hashlib.sha256(source).hexdigest(), _settings(path, getattr(module, "SEARCH", {})), define)
-    _dry_run(space)
-    return space
+    return Space(path, hashlib.sha256(source).hexdigest(), _settings(path, getattr(module, "SEARCH", {})), define)
 
 
 def _import(path: Path, source: bytes) -> ModuleType:
@@ -144,37 +142,3 @@ def _where(path: Path, error: BaseException) -> str:
     """'path:line' of the innermost traceback frame in the space file, else 'path'."""
     lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if frame.filename == str(path)]
     return f"{path}:{lines[-1]}" if lines else str(path)
-
-
-def _dry_run(space: Space) -> None:
-    """Run space(hp) with keras-tuner's defaults and with one random Optuna trial; validate both."""
-    import keras_tuner
-
-    from search.bridge import complete, sampled, throwaway_study
-
-    defaults = keras_tuner.HyperParameters()
-    space.call(defaults)
-    if not defaults.space:
-        raise UserError(f"{space.path}: space(hp) declares no hyperparameters")
-    sampled_hps = sampled(space, throwaway_study(seed=0).ask())
-    for hps in (defaults, sampled_hps):
-        try:
-            for hp in hps.space:
-                for value in _extremes(hp):
-                    # blocks at its maximum, so that any filters_i is allowed on its own
-                    validate({"blocks": MAX_BLOCKS, hp.name: value})
-            validate(complete(space.settings, hps.values))
-        except UserError as e:
-            raise UserError(f"{space.path}: {e}") from None
-
-
-def _extremes(hp: Any) -> tuple:
-    """Values of a declared hp that bound all it can take: a bad range fails at load, not in trial 17."""
-    from keras_tuner.engine.hyperparameters import Float, Int
-
-    if not isinstance(hp, (Int, Float)):
-        return tuple(hp.values)  # Choice, Boolean, Fixed
-    top = hp.max_value
-    if isinstance(hp, Int) and hp.step is not None and hp.sampling == "linear":  # the last step
-        top = hp.min_value + (hp.max_value - hp.min_value) // hp.step * hp.step
-    return hp.min_value, top

@@ -37,8 +37,8 @@ def fit(
 
     `model` continues a model restored from a checkpoint, from `initial_epoch` (it keeps the
     steps_per_execution it was compiled with). steps_per_execution batches per compiled call save
-    Python round trips: about 6 % of a machinecurve epoch on 2 CPU cores, more on a GPU. The seed in
-    params fixes weights, shuffling and augmentation, so a run is repeatable on the same machine.
+    Python round trips, most of all on a GPU. The seed in params fixes weights, shuffling and
+    augmentation, so a run is repeatable on the same machine.
     """
     if verbose is None:  # a progress bar on a terminal, one line per epoch in a log file
         verbose = 1 if sys.stdout.isatty() else 2
@@ -70,13 +70,9 @@ def history_rows(history: keras.callbacks.History) -> list[dict[str, float]]:
     ]
 
 
-def test_metrics(model: keras.Model, test: Volumes, batch_size: int = 256) -> dict[str, Any]:
-    """Accuracy, loss, per-class accuracy and confusion matrix (rows = true digit) on `test`."""
-    return evaluate(model, test, batch_size)[0]
-
-
 def evaluate(model: keras.Model, test: Volumes, batch_size: int = 256) -> tuple[dict[str, Any], np.ndarray]:
-    """(test_metrics, the predicted digit of every row): the final stage keeps the predictions for the report."""
+    """(accuracy, loss, per-class accuracy and confusion matrix (rows = true digit) on `test`; the predicted digit
+    of every row): the final stage keeps the predictions for the report."""
     loss, accuracy = model.evaluate(test.x, test.y, batch_size=batch_size, verbose=0)
     predicted = np.argmax(model.predict(test.x, batch_size=batch_size, verbose=0), axis=1)
     classes = model.output_shape[-1]

@@ -1,15 +1,20 @@
 """The one module that owns Ray Tune: Tuner, Optuna TPE, ASHA, storage, restore, and our records callback.
 
 Policy (what to sample, how long to train) comes from the space file's settings; this module only
-wires it into Tune and turns Tune's events into plain ``leaderboard.Records``.
+wires it into Tune and turns Tune's events into plain ``leaderboard.Records``. What watches a stage
+(TensorBoard logs, the Optuna study's storage, the report) is the pipeline's to attach (``Watchers``).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import logging
 import os
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +24,69 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from search import leaderboard, report, watch
+from search import leaderboard
 from search.data import Volumes
 from search.errors import exception_line
 from search.resources import Resources
 from search.bridge import define_by_run
 from search.settings import Settings
 from search.space import Space
-from search.protocol import BASELINE_KEY, ENDED, FINALIST_KEY, METRIC, TRAINED_CLEANLY, Plan, Stage, Status, split_config
+from search.protocol import BASELINE_KEY, ENDED, FINALIST_KEY, METRIC, Plan, Stage, Status, split_config
+from search.rundir import CHECKPOINTS_KEPT, RunDir
 
-TUNE_DIR = "tune"  # Ray's experiment folder inside the run folder
-FINALISTS_DIR = "tune-finalists"  # the finalist stage's
 # With num_to_keep set each checkpoint forces a save of Tune's experiment state: that keeps resume's
 # view fresh (on purpose), so Tune's warning about it is only noise.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-# Our loggers are explicit (see _run_config): Tune's automatic TensorBoard logger makes it print a
+# The loggers are the pipeline's (Watchers): Tune's automatic TensorBoard logger makes it print a
 # `tensorboard --logdir /tmp/ray/...` hint that points at a staging folder, not at the run folder.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+
+def _snapshot_after_upload() -> None:
+    """Make Tune finish copying one experiment-state snapshot to the run folder before it writes the next.
+
+    Tune writes each snapshot into a staging folder (the searcher's files under a temporary name, then
+    renamed) while a background thread may still be copying the last one from there: a temporary file the
+    copy listed and the rename removed fails the copy with FileNotFoundError (Tune logs an ERROR with its
+    traceback and that snapshot never reaches the run folder), and a file rewritten mid-copy arrives torn.
+    Tune has no setting for this, so its snapshot step is wrapped: wait for the copy in flight, then save.
+    """
+    from ray.tune.execution import experiment_state
+
+    manager = experiment_state._ExperimentCheckpointManager
+    sync_up = manager.sync_up_experiment_state
+    if getattr(sync_up, "after_upload", False):
+        return
+
+    @functools.wraps(sync_up)
+    def sync_up_after_upload(self, save_fn, force: bool = False, wait: bool = False) -> None:
+        def save() -> None:
+            try:
+                self._storage.syncer.wait()
+            except Exception:  # noqa: BLE001 - as Tune reports a failed upload: logged, and the next one retries
+                logging.getLogger(experiment_state.__name__).error(
+                    f"Saving experiment state to storage at '{self._storage.experiment_fs_path}' failed with exception: ",
+                    exc_info=True)
+            save_fn()
+
+        sync_up(self, save, force=force, wait=wait)
+
+    sync_up_after_upload.after_upload = True
+    manager.sync_up_experiment_state = sync_up_after_upload
+
+
+_snapshot_after_upload()
+
+
+@dataclass(frozen=True)
+class Watchers:
+    """What the pipeline attaches to a stage: Tune callbacks (TensorBoard, CSV and JSON logs), OptunaSearch's
+    ``storage`` and ``study_name`` (empty: an in-memory study), and a function called after each rewrite of the
+    records. A resumed experiment keeps those it was started with (Tune restores them with its state)."""
+
+    callbacks: tuple[tune.Callback, ...] = ()
+    study: dict[str, Any] = field(default_factory=dict)
+    on_write: Callable[[], None] | None = None
 
 
 class BaselinesFirst(Searcher):
@@ -88,23 +139,23 @@ class RecordKeeper(tune.Callback):
     """Folds every trial result into our records and rewrites the CSVs, in the driver, as results arrive.
 
     On ``resume`` it starts from the records on disk, so nothing written before a crash is lost: the
-    files are rewritten at every checkpoint a trial reports and at every trial's end, and otherwise at
-    most every WRITE_EVERY_S seconds (rewriting them for each of many GPU trials' epochs kept the driver busy).
+    files are rewritten at every checkpoint a trial reports, at every trial's end and at the experiment's
+    end (so the stage's records are then the ones on disk), and otherwise at most every WRITE_EVERY_S
+    seconds (rewriting them at each of many GPU trials' epochs would keep the driver busy). ``on_write``
+    is called after each rewrite.
     """
 
     WRITE_EVERY_S = 1.0
 
-    def __init__(self, run_dir: Path, stage: Stage = Stage.SEARCH):
+    def __init__(self, run_dir: Path, stage: Stage = Stage.SEARCH, on_write: Callable[[], None] | None = None):
         self.run_dir = Path(run_dir)
         self.stage = stage
+        self.on_write = on_write
         self.records = leaderboard.Records()
         self.written = 0.0
 
     def setup(self, **info) -> None:
         self.records = leaderboard.Records.load(self.run_dir)
-        # Tune unpickles a restored experiment's keeper: this is how the stage finds it to return its records.
-        _keepers[self.run_dir.resolve()] = self
-        self.report = report.ReportWriter(self.run_dir)  # report.html while the search runs, in the background
 
     def _report(self, trial, result: dict) -> None:
         params, extras = split_config(trial.config)
@@ -115,7 +166,8 @@ class RecordKeeper(tune.Callback):
         if now or time.monotonic() - self.written >= self.WRITE_EVERY_S:
             leaderboard.write(self.run_dir, self.records)
             self.written = time.monotonic()
-            self.report.soon()
+            if self.on_write:
+                self.on_write()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self._report(trial, result)
@@ -153,28 +205,26 @@ class FixedConfigs(Searcher):
         pass
 
 
-_keepers: dict[Path, RecordKeeper] = {}
-
-
-def search(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources) -> leaderboard.Records:
+def search(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources,
+           watchers: Watchers = Watchers()) -> leaderboard.Records:
     """The search stage, Tune's experiment in run_dir/tune; every trial's record when it ends."""
-    make_tuner(space, train, val, run_dir, resources).fit()
-    return _keepers[Path(run_dir).resolve()].records
+    make_tuner(space, train, val, run_dir, resources, watchers).fit()
+    return leaderboard.Records.load(run_dir)  # RecordKeeper wrote them at the experiment's end
 
 
 def resume_search(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources) -> leaderboard.Records:
     """The interrupted search stage continued to its budget (see restore_tuner); every trial's record when it ends."""
     restore_tuner(run_dir, train, val, resources, space.settings).fit()
-    return _keepers[Path(run_dir).resolve()].records
+    return leaderboard.Records.load(run_dir)
 
 
 def finalists(records: leaderboard.Records, settings: Settings, train: Volumes, val: Volumes, run_dir: Path,
-              resources: Resources) -> leaderboard.Records:
+              resources: Resources, watchers: Watchers = Watchers()) -> leaderboard.Records:
     """The finalist stage: retrain the search's top configurations that have no finished finalist yet; all records.
 
     A resumed run starts the unfinished finalists afresh in a new Tune experiment rather than restoring the
     old one: Tune's restore of a stage killed right after a trial started can keep that trial in the
-    concurrency limiter's live set forever, and the search waits on it (seen with one finalist at a time).
+    concurrency limiter's live set forever, and the search waits on it.
     A finalist is at most max_epochs of one trial; the finished ones are kept, the dead driver's others show as lost.
     """
     done = {r.finalist_of for r in records.trials.values()
@@ -183,8 +233,8 @@ def finalists(records: leaderboard.Records, settings: Settings, train: Volumes, 
     if not configs:
         return records
     print(f"finalists: retraining {len(configs)} of the top configurations for {settings.max_epochs} epochs", flush=True)
-    make_finalists_tuner(configs, settings, train, val, run_dir, resources).fit()
-    return _keepers[Path(run_dir).resolve()].records
+    make_finalists_tuner(configs, settings, train, val, run_dir, resources, watchers).fit()
+    return leaderboard.Records.load(run_dir)
 
 
 def asha_rungs(settings: Settings) -> tuple[int, ...]:
@@ -209,20 +259,28 @@ def _trainable(train: Volumes, val: Volumes, resources: Resources, trial_plan: P
     return tune.with_resources(tune.with_parameters(run_trial, train=train, val=val, plan=trial_plan, gpu=gpu), request)
 
 
-def _run_config(run_dir: Path, name: str, stage: Stage) -> tune.RunConfig:
+def _run_config(run_dir: Path, name: str, stage: Stage, watchers: Watchers = Watchers()) -> tune.RunConfig:
+    """Tune's experiment in the folder `name` of the run folder, with our records and the pipeline's watchers."""
     return tune.RunConfig(
         name=name,
         storage_path=str(Path(run_dir).resolve()),
         failure_config=tune.FailureConfig(max_failures=3),  # lost nodes/workers: retry from checkpoint
         # Two, not one: Ray's saved experiment state can name the checkpoint before the newest,
         # and resume fails a trial whose named checkpoint was already deleted.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[RecordKeeper(run_dir, stage), *watch.tune_loggers()],
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
+        callbacks=[RecordKeeper(run_dir, stage, watchers.on_write), *watchers.callbacks],
         verbose=1,
     )
 
 
-def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources) -> tune.Tuner:
+def _trial_dirname(trial) -> str:
+    """A trial's folder in the experiment: its trial id, the name the leaderboard and TensorBoard show (Tune's
+    default is a long list of its parameters)."""
+    return trial.trial_id
+
+
+def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources,
+               watchers: Watchers = Watchers()) -> tune.Tuner:
     """A Tuner for the space's settings, storing Ray's experiment state under run_dir/tune."""
     settings = space.settings
     seed = settings.seed
@@ -236,7 +294,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
         )
     # The study lives in Optuna's own storage in the run folder (optuna-dashboard, optuna.load_study).
     searcher: Searcher = OptunaSearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
-                                      **watch.optuna_storage(run_dir))
+                                      **watchers.study)
     if settings.baselines:
         searcher = BaselinesFirst(searcher, settings.baseline_configs())
     max_concurrent = resources.max_concurrent or settings.max_concurrent
@@ -258,12 +316,12 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
             scheduler=scheduler,
             num_samples=settings.samples + len(settings.baselines),
             time_budget_s=settings.time_budget_s,
-            # A new actor per trial: reuse_actors=True saved the TensorFlow import per trial, but Tune
-            # 2.60 sometimes failed a trial with "reuse requires reset_config()" (README, Benchmarks).
+            # A new actor per trial: a reused actor saves the Keras import, but Tune can then fail a
+            # trial with "reuse requires reset_config()".
             reuse_actors=False,
-            trial_dirname_creator=watch.trial_dirname,
+            trial_dirname_creator=_trial_dirname,
         ),
-        run_config=_run_config(run_dir, TUNE_DIR, Stage.SEARCH),
+        run_config=_run_config(run_dir, RunDir(run_dir).tune.name, Stage.SEARCH, watchers),
     )
 
 
@@ -274,40 +332,35 @@ def finalist_configs(records: leaderboard.Records, settings: Settings) -> list[d
     initialization, shuffling and augmentation, so the winner isn't whoever had the luckiest one), on
     the same split. A finalist of a baseline keeps its baseline name.
     """
-    board = leaderboard.leaderboard(records)
-    clean = board[(board["stage"] == Stage.SEARCH) & (board["epochs_trained"] > 0) & board["status"].isin(TRAINED_CLEANLY)]
     configs = []
-    for trial_id in clean["trial_id"].head(settings.finalists):  # finalists: 0 gives none
-        record = records.trials[trial_id]
+    for record in records.finalists(settings.finalists):  # finalists: 0 gives none
         params = {**record.params, "epochs": settings.max_epochs, "seed": (settings.seed + 1) % 2**31}
         params.setdefault("schedule_epochs", settings.max_epochs)
-        configs.append({**params, FINALIST_KEY: trial_id, **({BASELINE_KEY: record.baseline} if record.baseline else {})})
+        configs.append({**params, FINALIST_KEY: record.trial_id, **({BASELINE_KEY: record.baseline} if record.baseline else {})})
     return configs
 
 
 def make_finalists_tuner(configs: list[dict[str, Any]], settings: Settings, train: Volumes, val: Volumes,
-                         run_dir: Path, resources: Resources) -> tune.Tuner:
+                         run_dir: Path, resources: Resources, watchers: Watchers = Watchers()) -> tune.Tuner:
     """The finalist stage: each configuration trains its full budget (no scheduler), as many at once as fit.
 
     Each call is a new experiment (tune-finalists, then tune-finalists-2, ... after a resume).
     """
-    name = next(n for n in (FINALISTS_DIR, *(f"{FINALISTS_DIR}-{i}" for i in range(2, 1000)))
-                if not (Path(run_dir) / n).exists())
     return tune.Tuner(
         _trainable(train, val, resources, plan(settings, Stage.FINALIST)),
         tune_config=tune.TuneConfig(
             metric=METRIC, mode="max", search_alg=FixedConfigs(configs), num_samples=len(configs),
             max_concurrent_trials=resources.max_concurrent or settings.max_concurrent, reuse_actors=False,
-            trial_dirname_creator=watch.trial_dirname,
+            trial_dirname_creator=_trial_dirname,
         ),
-        run_config=_run_config(run_dir, name, Stage.FINALIST),
+        run_config=_run_config(run_dir, RunDir(run_dir).finalists_tune().name, Stage.FINALIST, watchers),
     )
 
 
 def restore_tuner(run_dir: Path, train: Volumes, val: Volumes, resources: Resources, settings: Settings) -> tune.Tuner:
     """The interrupted search's Tuner: finished trials stay finished, unfinished ones continue from checkpoints."""
     return tune.Tuner.restore(
-        str(Path(run_dir).resolve() / TUNE_DIR),
+        str(RunDir(run_dir).tune.resolve()),
         trainable=_trainable(train, val, resources, plan(settings)),
         resume_unfinished=True,
         resume_errored=True,
@@ -315,7 +368,7 @@ def restore_tuner(run_dir: Path, train: Volumes, val: Volumes, resources: Resour
 
 
 def can_restore(run_dir: Path) -> bool:
-    return tune.Tuner.can_restore(str(Path(run_dir).resolve() / TUNE_DIR))
+    return tune.Tuner.can_restore(str(RunDir(run_dir).tune.resolve()))
 
 
 def failure_status(error: BaseException | None) -> str:

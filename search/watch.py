@@ -1,8 +1,8 @@
-"""What a person looks at a run with, wired into Ray Tune: TensorBoard logs and the Optuna study, in the run folder.
+"""What a person looks at a run with, wired into Ray Tune by the pipeline: TensorBoard logs and the Optuna study.
 
-Each trial's folder is named by its trial id, so `tensorboard --logdir RUN_DIR` shows the trials side by side
-under the ids the leaderboard uses; the study lives in ``RUN_DIR/optuna.db`` (SQLite), where
-``optuna.load_study`` and optuna-dashboard read it.
+Tune names each trial's folder by its trial id, so `tensorboard --logdir RUN_DIR` shows the trials side by
+side under the ids the leaderboard uses; the study lives in the run folder's SQLite file (RunDir.study),
+where ``optuna.load_study`` and optuna-dashboard read it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, LoggerCallback, TBXLoggerCallback
 
-from search.report import study_url
+from search.rundir import RunDir
 
 
 def study_name(run_dir: Path) -> str:
@@ -24,16 +24,11 @@ def optuna_storage(run_dir: Path) -> dict[str, Any]:
     """OptunaSearch's storage arguments: the run's SQLite study (created, or loaded on resume)."""
     import optuna
 
-    return {"storage": optuna.storages.RDBStorage(study_url(run_dir)), "study_name": study_name(run_dir)}
-
-
-def trial_dirname(trial) -> str:
-    """A trial's folder under tune/: its trial id (Tune's default name is a long list of its parameters)."""
-    return trial.trial_id
+    return {"storage": optuna.storages.RDBStorage(RunDir(run_dir).study_url), "study_name": study_name(run_dir)}
 
 
 def tune_loggers() -> list[LoggerCallback]:
-    """Tune's CSV and JSON loggers and a TensorBoard logger, given explicitly (see tuner: no /tmp/ray hint)."""
+    """Tune's CSV and JSON loggers and a TensorBoard logger, given explicitly (Tune's automatic ones print a /tmp/ray hint)."""
     return [CSVLoggerCallback(), JsonLoggerCallback(), TensorBoard()]
 
 

@@ -1,19 +1,12 @@
-"""Quick demo space: a real search and the final retrain in under 10 minutes on a 2-core CPU, beating the
-MachineCurve tutorial's 65.6 % test accuracy with the once-only test protocol.
+"""Quick demo space: a real search and the final retrain in minutes on a 2-core CPU, beating the MachineCurve
+tutorial's test accuracy with the once-only test protocol (its figures: the benchmarks page).
 
-Why these ranges: 16-epoch probes on the validation split (never the test set) on 2 cores showed that
-small 'same'-padded nets with BatchNorm and a cosine schedule learn fastest: 69-72 % validation
-accuracy, against 65 % for the tutorial's own model, which overfits by then. Without BatchNorm,
-augmentation stalled them at 26 % in that budget. So BatchNorm and the cosine schedule are fixed here, and
-the search chooses the input, depth, widths, regularization and learning rate around them. The wide
-space (spaces/wide.py) leaves all of that open.
-
-Budget on 2 cores (oneDNN on; README, "Benchmarks"): such a trial trains an epoch of the 8000 search
-samples in about 10 s on one core. 6 trials, two at a time, ASHA's rungs at 3 and 9 epochs and a cap of
-10: asynchronous ASHA lets most of the first trials through, so about 50 trial-epochs, 4-5 minutes;
-then the final retrain on all 10000 samples on both cores, about 1.5 minutes. No baselines (a seed
-preset trains 30-50 epochs) and no finalists (retraining the top two at 10 epochs would add about two
-minutes on these cores): the wide space has both.
+Why these ranges: in short probes on the validation split (never the test set), small 'same'-padded nets
+with BatchNorm and a cosine schedule learned fastest, and without BatchNorm augmentation stalled them. So
+BatchNorm and the cosine schedule are fixed here, and the search chooses the input, depth, widths,
+regularization and learning rate around them. The wide space (spaces/wide.py) leaves all of that open.
+Why this budget: 6 trials, two at a time (one core each), capped at 10 epochs; no baselines (a seed preset
+trains for many more epochs) and no finalists (another round of full-budget training): the wide space has both.
 """
 
 SEARCH = {

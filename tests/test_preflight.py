@@ -16,7 +16,7 @@ from kaggle import MALFORMED, kaggle_file
 from searching import SPACES, search
 from search import cli, disk, resources
 from search.errors import UserError
-from search.space import load_space
+from search.bridge import load_space, param_counts
 
 TINY = SPACES / "tiny.py"
 
@@ -63,12 +63,12 @@ def test_a_disk_too_small_for_the_runs_checkpoints_is_refused_up_front(tmp_path,
 
 def test_the_checkpoint_estimate_follows_the_models_parameter_count():
     space = load_space(TINY)
-    counts = disk._param_counts(space)
+    counts = param_counts(space)
     assert 191_882 in counts  # the machinecurve baseline, as the e2e leaderboard reports its param_count
     assert all(0 < c < 1_000_000 for c in counts) and len(set(counts)) > 3
     trials = space.settings.samples + 1 + space.settings.finalists
     average = disk.checkpoint_bytes(sum(counts) // len(counts))
-    assert disk.run_bytes(space) == trials * 2 * average
+    assert disk.run_bytes(space.settings, counts) == trials * 2 * average
     # 12 bytes a weight (float32 + Adam's two moments): what model.keras measured for the seed presets
     assert disk.checkpoint_bytes(1_198_474) == pytest.approx(14_446_324, rel=0.03)
 

@@ -5,13 +5,12 @@ The report of a real search (figures, browser, TensorBoard, Optuna study) is che
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import matplotlib.image as mpimg
 
-from search import console, files, leaderboard, report
+from search import console, files, leaderboard, provenance, report
 from searching import ROOT, search
 
 
@@ -45,7 +44,7 @@ def test_a_mid_run_report_shows_what_is_there_and_says_what_is_not(tmp_path):
     assert "completed: 1" in page and "stopped: 1" in page and "running" in page and "jax" in page
     axes = report._axis(leaderboard.leaderboard(leaderboard.Records.load(run_dir)).set_index("trial_id")["padding"])
     assert axes[0].to_dict() == {"a": 0.5, "b": 1.0, "c": 0.0} and axes[1] == "absent / same / valid"
-    assert report.FIGURES[0] == "learning_curves" and report._rungs(json.loads((run_dir / "run.json").read_text())) == (1, 2)
+    assert report.FIGURES[0] == "learning_curves" and provenance.read(run_dir).space.settings.rungs() == (1, 2)
 
 
 def test_report_before_any_epoch_still_writes_a_page(tmp_path):
@@ -94,3 +93,15 @@ def test_tensorflow_starts_quietly_through_our_backend_but_real_stderr_still_sho
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines() == ["a real error"]
+
+
+def test_a_worker_ended_by_sigterm_in_a_finalizer_prints_no_traceback_but_other_errors_show():
+    """Ray's SIGTERM handler raises SystemExit wherever a worker is; inside a finalizer Python printed it with a
+    traceback at the end of a clean run (issue 17). Other exceptions there still show."""
+    code = ("from search import console\nconsole.setup_worker()\n"
+            "class Ended:\n    def __del__(self):\n        raise SystemExit(1)\n"
+            "class Broken:\n    def __del__(self):\n        raise ValueError('a real error')\n"
+            "Ended()\nBroken()\nprint('went on')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0 and out.stdout == "went on\n"
+    assert "SystemExit" not in out.stderr and "ValueError: a real error" in out.stderr

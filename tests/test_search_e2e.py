@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -106,6 +107,8 @@ def test_the_run_is_quiet_and_leaves_tensorboard_logs_and_its_optuna_study(e2e_r
     assert result.returncode == 0, result.stderr[-3000:]
     console = result.stdout + result.stderr
     assert [line for line in console.splitlines() if any(n in line for n in NOISE)] == []
+    # No traceback and no ERROR line in a clean run (Tune's lost experiment-state upload printed both: issue 17).
+    assert [line for line in console.splitlines() if "Traceback" in line or re.search(r"\bERROR\b", line)] == []
     assert f"tensorboard --logdir {run_dir}" in result.stdout and "report.html" in result.stdout
     board = pd.read_csv(run_dir / "leaderboard.csv")
     # TensorBoard: every trial (failed and infeasible ones too) has event files in a folder named by its trial id.

@@ -17,9 +17,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from search.errors import UserError
 from search.params import PRESETS, check, validate
-from search.bridge import define_by_run, sample
+from search.bridge import define_by_run, load_space, sample
 from search.settings import Settings
-from search.space import Space, load_space
+from search.space import Space
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = [ROOT / "spaces" / "quick.py", ROOT / "spaces" / "wide.py", ROOT / "tests" / "spaces" / "tiny.py"]

@@ -42,6 +42,18 @@ def test_train_a_preset_for_one_epoch_and_test_once(small_data_file, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
+def test_val_fraction_0_trains_on_all_of_train_as_the_final_retrain_does(small_data_file, tmp_path):
+    """The hand pick's protocol in benchmarks/gpu_session.sh: train + validation together, then one test."""
+    out = tmp_path / "all"
+    result = _train("--preset", "machinecurve", "--epochs", "1", "--data", str(small_data_file), "--val-fraction", "0",
+                    "--test", "--precision", "mixed_bfloat16", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(train 600, validation 0)" in result.stdout and "test accuracy" in result.stdout
+    assert "val_accuracy" not in pd.read_csv(out / "history.csv").columns
+    assert json.loads((out / "params.json").read_text())["precision"] == "mixed_bfloat16"
+    assert sum(map(sum, json.loads((out / "test_metrics.json").read_text())["confusion_matrix"])) == 200
+
+
 @pytest.mark.parametrize(
     "params, message",
     [

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from ray.exceptions import ActorDiedError, OutOfMemoryError
 
 from search.leaderboard import Records
@@ -47,3 +50,57 @@ def test_finalists_are_the_top_clean_search_trials_at_the_full_budget_with_the_n
     assert [c[FINALIST_KEY] for c in configs] == ["b", "c", "d"]  # a diverged trial is no finalist
     assert all(c["epochs"] == c["schedule_epochs"] == 20 and c["seed"] == 1 for c in configs)
     assert finalist_configs(records, Settings(finalists=0)) == []
+
+
+def test_tune_copies_a_whole_experiment_state_snapshot_before_writing_the_next(tmp_path, monkeypatch):
+    """Tune's upload of one snapshot must not list a temporary file of the next (issue 17: an ERROR and a
+    FileNotFoundError traceback at the end of a clean search). The upload lists while the next save's temporary
+    file exists and reads after its rename: without the wait, the read fails."""
+    import logging
+    import threading
+
+    from ray.train._internal import storage as ray_storage
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+
+    import search.tuner  # noqa: F401 - its import makes Tune wait for the upload
+
+    monkeypatch.setattr(ray_storage, "_get_ray_train_session_dir", lambda: str(tmp_path / "staging"))
+    store = ray_storage.StorageContext(str(tmp_path / "runs"), "experiment")
+    staging = Path(store.experiment_driver_staging_path)
+    tmp_written, listed, renamed = threading.Event(), threading.Event(), threading.Event()
+
+    def upload(local_path, fs, fs_path, exclude=None):  # as pyarrow's copy: list the folder, then read each file
+        tmp_written.wait(0.5)
+        files = [Path(d, f) for d, _, names in os.walk(local_path) for f in names]
+        listed.set()
+        renamed.wait(0.5)
+        for path in files:
+            path.read_bytes()
+
+    saves = []
+
+    def save():  # as Tune's searcher state: a temporary name, then a rename
+        staging.mkdir(parents=True, exist_ok=True)
+        temporary = staging / ".uuid-tmp-search_gen_state.json"
+        temporary.write_text("{}")
+        if saves:
+            tmp_written.set()
+            listed.wait(0.5)
+        temporary.replace(staging / "search_gen_state.json")
+        if saves:
+            renamed.set()
+        saves.append(1)
+
+    errors = []
+    handler = logging.Handler()
+    handler.emit = errors.append
+    logger = logging.getLogger("ray.tune.execution.experiment_state")
+    logger.addHandler(handler)
+    monkeypatch.setattr(ray_storage, "_upload_to_fs_path", upload)
+    try:
+        manager = _ExperimentCheckpointManager(storage=store, checkpoint_period=0)
+        manager.sync_up_experiment_state(save, force=True)
+        manager.sync_up_experiment_state(save, force=True, wait=True)
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in errors] == [] and len(saves) == 2

@@ -1,0 +1,103 @@
+"""The Python API: start or resume a search and get its result; open a run folder, finished or running.
+
+The CLI is a thin layer over these functions, so a notebook and ``python -m search`` do the same thing::
+
+    import search
+    result = search.start("spaces/quick.py", samples=4, max_epochs=3)
+    run = search.open_run(result.run_dir)
+    run.leaderboard().head(), run.winner().params, run.test_metrics()["accuracy"], run.report
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from search import leaderboard, provenance
+from search import run as pipeline
+from search.errors import UserError
+from search.leaderboard import Pick, Records
+from search.options import RunOptions
+from search.provenance import RunInfo
+from search.resources import Resources
+from search.run import Retrained, Summary
+from search.rundir import RunDir
+
+__all__ = ["Pick", "Resources", "Retrained", "Run", "RunOptions", "Summary", "open_run", "resume", "start"]
+
+
+def start(space: str | os.PathLike[str] | RunOptions, on_run_dir: Callable[[Path], None] | None = None,
+          **options: Any) -> Summary:
+    """Search a space file (its path, with RunOptions' fields as keywords, or whole RunOptions), then retrain
+    the winner and test it once; return the summary. on_run_dir(path) is called once the run folder exists,
+    every check that needs no Ray has passed, and before Ray starts."""
+    if not isinstance(space, RunOptions):
+        space = RunOptions(space_path=Path(space), **options)
+    elif options:
+        space = dataclasses.replace(space, **options)
+    prepared = pipeline.prepare(space)
+    if on_run_dir:
+        on_run_dir(prepared.run_dir)
+    return pipeline.start(prepared)
+
+
+def resume(run_dir: str | os.PathLike[str], address: str | None = None, final: bool = True,
+           wait_for_resources: float | None = None) -> Summary:
+    """Continue an interrupted run to its original trial budget, then retrain the winner and test it once."""
+    return pipeline.resume(Path(run_dir), address, final_test=final, wait_for_resources=wait_for_resources)
+
+
+def open_run(run_dir: str | os.PathLike[str]) -> Run:
+    """A run folder, finished or still running: each read shows what it holds now."""
+    return Run(Path(run_dir))
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A run folder read through its files (nothing here starts Ray, except final())."""
+
+    path: Path
+
+    @property
+    def report(self) -> Path:
+        """report.html (the search rewrites it as it runs; write_report() renders it now)."""
+        return RunDir(self.path).report
+
+    def info(self) -> RunInfo:
+        """run.json: how the run was made and when its stages ended."""
+        return provenance.read(self.path)
+
+    def records(self) -> Records:
+        """Every trial's record so far; UserError before the first result (or for a folder that is no run's)."""
+        if not RunDir(self.path).trials_json.is_file():
+            raise UserError(f"{self.path}: no trials recorded (not a run folder, or no trial has reported yet)")
+        return Records.load(self.path)
+
+    def leaderboard(self) -> pd.DataFrame:
+        """One row per trial, best first (as leaderboard.csv)."""
+        return leaderboard.leaderboard(self.records())
+
+    def winner(self, rank: int = 1) -> Pick:
+        """The best trained trial so far (after the search: best.json's), or the one ranked `rank`."""
+        return self.records().pick(rank)
+
+    def test_metrics(self) -> dict[str, Any] | None:
+        """The winner's one test (accuracy, loss, per-digit accuracy, confusion matrix), once the final stage ran."""
+        path = RunDir(self.path).final.test_metrics
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_report(self) -> Path:
+        """Render report.html and its PNGs from the folder as it is now; its path."""
+        from search import report
+
+        return report.write(self.path)
+
+    def final(self, rank: int = 1, address: str | None = None, backend: str | None = None) -> Retrained:
+        """Retrain the configuration ranked `rank` on all training data and test it once (final-rank-K/)."""
+        return pipeline.final_for_rank(self.path, rank, address, backend)

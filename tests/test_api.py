@@ -1,0 +1,53 @@
+"""The Python API (search.api, re-exported by `search`): a tiny search started, and its folder opened, from Python."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import ray
+
+import search
+from search.errors import UserError
+
+SPACE = '''SEARCH = {"samples": 2, "max_epochs": 2, "grace_period": 1, "finalists": 1}
+
+def space(hp):
+    hp.Fixed("input_mode", "occupancy")
+    hp.Fixed("padding", "same")
+    hp.Int("filters", 4, 8, step=4)
+    hp.Fixed("dense_units", 8)
+'''
+
+
+def test_a_tiny_search_through_the_python_api(small_data_file, tmp_path):
+    space = tmp_path / "api.py"
+    space.write_text(SPACE)
+    announced = []
+    try:
+        result = search.start(space, on_run_dir=announced.append, data=str(small_data_file), results=tmp_path / "runs",
+                               name="api", resources=search.Resources(max_concurrent=2))
+    finally:
+        ray.shutdown()
+    run_dir = tmp_path / "runs" / "api"
+    assert isinstance(result, search.Summary) and announced == [run_dir] and result.run_dir == run_dir
+    assert result.trials == 3 and 0 <= result.test_accuracy <= 1  # 2 sampled trials and the top one's finalist
+
+    run = search.open_run(run_dir)
+    board = run.leaderboard()
+    assert len(board) == 3 and board["rank"].tolist() == [1, 2, 3]
+    assert run.winner() == result.best and board.loc[0, "trial_id"] == result.best.trial_id
+    assert result.best.stage == "finalist" and result.best.params["epochs"] == board.loc[0, "best_epoch"]
+    assert json.loads((run_dir / "best.json").read_text()) == result.best.to_json()
+    assert run.test_metrics()["accuracy"] == result.test_accuracy
+    assert run.report == run_dir / "report.html" and run.report.is_file()
+    assert run.info().space.settings.samples == 2 and run.info().ended
+
+
+def test_a_folder_without_a_run_is_a_user_error(tmp_path):
+    run = search.open_run(tmp_path)
+    assert run.test_metrics() is None
+    with pytest.raises(UserError, match="no trials recorded"):
+        run.leaderboard()
+    with pytest.raises(UserError, match="not a run folder"):
+        run.info()

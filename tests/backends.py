@@ -1,8 +1,8 @@
 """Run a test file again under another Keras backend: Keras fixes its backend at import, so in a child pytest.
 
-Each backend-sensitive test file ends with ``test_under_other_backends``, parametrized over
-``OTHER_BACKENDS``: it re-runs the file with KERAS_BACKEND set to that backend (skipped when the
-backend isn't installed, and inside such a re-run), so a failure there names the file and backend.
+``tests/test_other_backends.py`` re-runs the backend-sensitive files with KERAS_BACKEND set to each
+other backend (skipped when the backend isn't installed, and inside such a re-run), so a failure there
+names the backend and, in the child's output, the file.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from keras import ops
 
-from backends import OTHER_BACKENDS, rerun
 from search import augment
 from search.augment import Augment3D, _resample, cube_rotations
 
@@ -171,8 +170,3 @@ def test_config_round_trip():
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert isinstance(clone, Augment3D)
     assert (clone.strength, clone.seed, clone.name) == (0.5, 9, "aug")
-
-
-@pytest.mark.parametrize("backend", OTHER_BACKENDS)
-def test_under_other_backends(backend):
-    rerun(backend, __file__)

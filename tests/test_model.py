@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pytest
 
-from backends import OTHER_BACKENDS, rerun
 from search import model as m
 from search import params as P
 from search.data.colormap import ORANGES_LUT
@@ -234,8 +233,3 @@ def test_machinecurve_fits_one_epoch():
     preset = P.PRESETS["machinecurve"]
     history = m.build_model(preset).fit(x, y, batch_size=preset["batch_size"], epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-
-
-@pytest.mark.parametrize("backend", OTHER_BACKENDS)
-def test_under_other_backends(backend):
-    rerun(backend, __file__)

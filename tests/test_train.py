@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from backends import OTHER_BACKENDS, rerun
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,8 +69,3 @@ def test_bad_params_fail_in_one_line_with_exit_2(tmp_path, params, message):
     assert result.stderr.strip().splitlines() == [result.stderr.strip().splitlines()[-1]]  # one line, nothing else
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
-
-
-@pytest.mark.parametrize("backend", OTHER_BACKENDS)
-def test_under_other_backends(backend):
-    rerun(backend, __file__)

@@ -1,41 +1,24 @@
 """Wide space: every architecture and training knob the model has, for a GPU- or cluster-sized search.
 
-The search is sized by time, not by a count: it proposes trials for `time_budget_s`, then the top
-three retrain at the full budget (finalists) and the best is retrained once more and tested. So a
-faster GPU (MPS, bfloat16) buys more samples, and the whole run fits in about 8 minutes on one H200.
-Why each setting (the evidence is the 2026-11-29 H200 run, docs/benchmarks.md):
-- time_budget_s 210, samples 400 (a cap): that run sampled only 24 configurations in 4 minutes and
-  never came near the best hand-made one; the budget leaves ~4 minutes for start-up, finalists and
-  the final retrain.
-- max_epochs 150: augmented, regularized models need 100-150 epochs; every trial's cosine schedule
-  decays over 150 (schedule_epochs), so a trial judged at epoch 10 still has its peak rate.
-- grace_period 10, reduction_factor 3, one bracket: rungs at 10, 30 and 90. The hand-made model led
-  every trial of that run at epoch 10 already, so ASHA keeps what matters; a third go on at each rung.
-- startup_trials 16: the first wave of 16 concurrent trials is proposed before any result, so it is
-  random anyway; TPE (multivariate, grouped, constant liar) models the results from then on.
-- filters as block 0's count and a growth per block: independent per-block draws gave shapes like
-  11/236/39/236 (46 % at the first rung) and made the pyramids of every good model (32/64/128/256)
-  a corner of a 4-dimension box; two knobs span the same 8-256 per block and keep TPE's space small.
-- finalists 3: most trials stop at 10 or 30 epochs, and one seed's ranking is partly luck.
-- checkpoint_every 10 (plus ASHA's rungs and the last epoch), steps_per_execution 8: less per-epoch
-  overhead around short GPU epochs.
-
-Run it on a 16-core, 1-GPU machine with (resources are flags, not SEARCH: a space file that asked for
-GPUs would leave its trials unschedulable on a CPU-only machine):
+Sized by time, not by a count: the search proposes trials for `time_budget_s`, then the top three
+retrain at the full budget and the best is retrained once more and tested, about 8 minutes in all on
+one H200. A faster GPU (MPS, bfloat16) buys more samples. Why each setting: docs/design.md, "The
+shipped spaces". Run it on a 16-core, 1-GPU machine with (resources are flags, not SEARCH: a space file
+that asked for GPUs would leave its trials unschedulable on a CPU-only machine):
 
     python -m search run spaces/wide.py --backend jax --gpus-per-trial 0.0625 --cpus-per-trial 1 --mps
 """
 
 SEARCH = {
-    "time_budget_s": 210,
-    "samples": 400,
-    "startup_trials": 16,
-    "max_epochs": 150,
-    "grace_period": 10,
+    "time_budget_s": 210,  # the search stage; the finalists and the final test follow
+    "samples": 400,  # a cap: the budget ends the search first
+    "startup_trials": 16,  # one wave of 16 concurrent trials is proposed before any result anyway
+    "max_epochs": 150,  # augmented, regularized models need 100-150 epochs
+    "grace_period": 10,  # rungs at 10, 30 and 90: slow starters get 10 epochs
     "reduction_factor": 3,
     "brackets": 1,
-    "finalists": 3,
-    "checkpoint_every": 10,
+    "finalists": 3,  # most trials stop at 10 or 30 epochs, and one seed's ranking is partly luck
+    "checkpoint_every": 10,  # plus ASHA's rungs and the last epoch
     "steps_per_execution": 8,
     "baselines": ["machinecurve", "medium", "notebook"],
 }

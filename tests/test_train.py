@@ -44,8 +44,9 @@ def test_train_a_preset_for_one_epoch_and_test_once(small_data_file, tmp_path):
 def test_val_fraction_0_trains_on_all_of_train_as_the_final_retrain_does(small_data_file, tmp_path):
     """The hand pick's protocol in benchmarks/gpu_session.sh: train + validation together, then one test."""
     out = tmp_path / "all"
-    result = _train("--preset", "machinecurve", "--epochs", "1", "--data", str(small_data_file), "--val-fraction", "0",
-                    "--test", "--precision", "mixed_bfloat16", "--out", str(out))
+    tiny = '{"blocks": 1, "padding": "same", "filters": 4, "dense_units": 8, "input_mode": "occupancy", "epochs": 1}'
+    result = _train("--params", tiny, "--data", str(small_data_file), "--val-fraction", "0", "--test",
+                    "--precision", "mixed_bfloat16", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(train 600, validation 0)" in result.stdout and "test accuracy" in result.stdout
     assert "val_accuracy" not in pd.read_csv(out / "history.csv").columns
@@ -63,6 +64,7 @@ def test_val_fraction_0_trains_on_all_of_train_as_the_final_retrain_does(small_d
     ],
     ids=["unknown-key", "out-of-range", "infeasible", "bad-json"],
 )
+@pytest.mark.backend_free  # refused before Keras loads: the same under every backend
 def test_bad_params_fail_in_one_line_with_exit_2(tmp_path, params, message):
     result = _train("--params", params, "--out", str(tmp_path / "out"))
     assert result.returncode == 2

@@ -31,7 +31,9 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backen
     if ray.is_initialized():
         return
     if mps and not address:
-        print(f"mps: {backend.start_mps(stop_at_exit=True)}", flush=True)
+        status = backend.start_mps(stop_at_exit=True)
+        print(f"mps: {status}", flush=True)
+        mps = status == "on"  # no daemon: the workers get no MPS directories, and run as without --mps
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning",
                         **backend.env_vars(keras_backend, mps)}}
     env["worker_process_setup_hook"] = "search.console.setup_worker"  # TensorFlow's GPU-less start-up lines

@@ -266,8 +266,10 @@ def children(where: Location) -> list[str]:
 def tune_storage(where: Location) -> dict[str, Any]:
     """``tune.RunConfig``'s storage_path and storage_filesystem for where (a local folder: its absolute path).
 
-    Tune takes a path *inside* the filesystem when one is given (bucket/prefix, no scheme). ``Tuner.restore``
-    and ``can_restore`` take the experiment's path and the same filesystem: see ``tune_restore``.
+    Tune takes a path *inside* the filesystem when one is given (bucket/prefix, no scheme), and pickles the
+    filesystem to every trial: endpoint, region and timeouts travel (not the retry strategy), credentials
+    taken from the chain do not; Tune itself copies the driver's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+    AWS_SESSION_TOKEN into each trainable's runtime_env (ray.tune.execution.class_cache).
     """
     if isinstance(where, Path):
         return {"storage_path": str(where.resolve())}

@@ -2,8 +2,9 @@
 land in the bucket, and an interrupted experiment is restored from the bucket alone in a fresh working directory.
 
 Trivial function trainables (no Keras): what is tested is where Tune keeps things. Ray starts with no AWS
-variables in its environment; its workers get the endpoint with the filesystem Tune pickles to them, and the
-credentials only through runtime_env (as on a cluster whose nodes have none of their own).
+variable in its environment, as on nodes with no credentials of their own: the trials get the endpoint with
+the filesystem Tune pickles to them, and the driver's keys from Tune itself, which copies AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN into every trainable's runtime_env.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from search import storage
 
 
 @pytest.fixture(scope="module")
-def ray_with_s3_credentials(s3_server):
+def ray_without_credentials(s3_server):
+    """Ray started with no AWS variable in its environment (nor a runtime_env): nodes without credentials."""
     aws = {k: os.environ.pop(k) for k in [k for k in os.environ if k.startswith("AWS_")]}
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import a test module
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": s3_server.env()})
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     finally:
         os.environ.update(aws)
     yield
@@ -59,7 +60,7 @@ def _keys(fs: pafs.FileSystem, path: str) -> list[str]:
             if info.type == pafs.FileType.File]
 
 
-def test_tune_keeps_its_state_and_checkpoints_in_the_bucket(s3_env, ray_with_s3_credentials, tmp_path, monkeypatch):
+def test_tune_keeps_its_state_and_checkpoints_in_the_bucket(s3_env, ray_without_credentials, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     where = storage.parse(s3_env.uri(f"tune-{uuid.uuid4().hex[:8]}"))
     results = tune.Tuner(
@@ -81,7 +82,7 @@ def test_tune_keeps_its_state_and_checkpoints_in_the_bucket(s3_env, ray_with_s3_
             assert b"writer-secret" not in storage.read_bytes(where / "tune" / key), key
 
 
-def test_an_interrupted_experiment_resumes_from_the_bucket_in_a_fresh_folder(s3_env, ray_with_s3_credentials,
+def test_an_interrupted_experiment_resumes_from_the_bucket_in_a_fresh_folder(s3_env, ray_without_credentials,
                                                                             tmp_path, monkeypatch):
     where = storage.parse(s3_env.uri(f"resume-{uuid.uuid4().hex[:8]}"))
     monkeypatch.chdir(tmp_path)

@@ -51,6 +51,7 @@ class S3Path:
     bucket: str
     key: str  # without a leading or trailing "/"; "" is the bucket's top
     endpoint: str | None  # None: AWS itself
+    region: str | None  # None: pyarrow's default (us-east-1 with an endpoint)
     filesystem: pafs.S3FileSystem = field(compare=False, repr=False)
 
     @property
@@ -64,11 +65,12 @@ class S3Path:
 
     @property
     def parent(self) -> S3Path:
-        return S3Path(self.bucket, str(PurePosixPath(self.key).parent).strip("."), self.endpoint, self.filesystem)
+        return S3Path(self.bucket, str(PurePosixPath(self.key).parent).strip("."), self.endpoint, self.region,
+                      self.filesystem)
 
     def __truediv__(self, name: str) -> S3Path:
         key = str(PurePosixPath(self.key, name)).strip("/")
-        return S3Path(self.bucket, key, self.endpoint, self.filesystem)
+        return S3Path(self.bucket, key, self.endpoint, self.region, self.filesystem)
 
     def __str__(self) -> str:
         return SCHEME + self.path
@@ -95,7 +97,8 @@ def parse(value: str | os.PathLike, endpoint: str | None = None) -> Location:
     if not _BUCKET.fullmatch(bucket):
         raise UserError(f"{text}: '{bucket}' is not a bucket name (3-63 lowercase letters, digits, '.', '-')")
     endpoint = endpoint or endpoint_from_env()
-    return S3Path(bucket, key.strip("/"), endpoint, s3_filesystem(endpoint, bucket))
+    region = region_of(bucket, endpoint)
+    return S3Path(bucket, key.strip("/"), endpoint, region, s3_filesystem(endpoint, region))
 
 
 def endpoint_from_env() -> str | None:
@@ -103,28 +106,28 @@ def endpoint_from_env() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
-def s3_filesystem(endpoint: str | None, bucket: str, timeouts: Timeouts = RUN) -> pafs.S3FileSystem:
-    """pyarrow's S3 filesystem for the bucket: credentials from the AWS chain, bounded timeouts and retries.
+def region_of(bucket: str, endpoint: str | None) -> str | None:
+    """AWS_REGION / AWS_DEFAULT_REGION; else, against AWS itself, the bucket's region (asked once, here)."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region or endpoint is not None:
+        return region
+    try:
+        return pafs.resolve_s3_region(bucket)
+    except OSError:
+        return None  # the preflight names the problem (a missing bucket, no network) in its own words
 
-    An S3-compatible endpoint is addressed path-style (bucket in the path, not the host name). Against AWS
-    itself, the bucket's region is asked once unless AWS_REGION / AWS_DEFAULT_REGION names it. Delayed open:
+
+def s3_filesystem(endpoint: str | None, region: str | None, timeouts: Timeouts = RUN) -> pafs.S3FileSystem:
+    """pyarrow's S3 filesystem: credentials from the AWS chain, bounded timeouts and retries.
+
+    An S3-compatible endpoint is addressed path-style (bucket in the path, not the host name). Delayed open:
     an object smaller than a multipart part (all our CSVs, JSON, PNGs) is sent as one PutObject when closed.
     """
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if not region and endpoint is None:
-        region = _bucket_region(bucket)
     return pafs.S3FileSystem(
         endpoint_override=endpoint, region=region, force_virtual_addressing=False, allow_delayed_open=True,
         connect_timeout=timeouts.connect_s, request_timeout=timeouts.request_s,
         retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=timeouts.attempts),
     )
-
-
-def _bucket_region(bucket: str) -> str | None:
-    try:
-        return pafs.resolve_s3_region(bucket)
-    except OSError:
-        return None  # the preflight names the problem (a missing bucket, no network) in its own words
 
 
 # --- the preflight ---------------------------------------------------------------------------------------
@@ -139,7 +142,7 @@ def check_writable(where: Location) -> None:
     """
     if isinstance(where, Path):
         return
-    fs = s3_filesystem(where.endpoint, where.bucket, PREFLIGHT)
+    fs = s3_filesystem(where.endpoint, where.region, PREFLIGHT)
     probe = f"{where.path}/.write-check-{uuid.uuid4().hex}"
     try:
         fs.get_file_info(pafs.FileSelector(where.path, allow_not_found=True))  # list: reach, bucket, credentials

@@ -8,10 +8,13 @@ Every object is written whole: one complete upload, so a reader never sees half 
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import os
 import re
+import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -147,20 +150,22 @@ def check_writable(where: Location) -> None:
     try:
         fs.get_file_info(pafs.FileSelector(where.path, allow_not_found=True))  # list: reach, bucket, credentials
     except OSError as e:
-        raise _refusal(where, e, "read") from None
+        raise refusal(where, e, "read") from None
     try:
         with fs.open_output_stream(probe) as out:
             out.write(b"conv3d-search write check\n")
     except OSError as e:
-        raise _refusal(where, e, "write") from None
+        raise refusal(where, e, "write") from None
     try:
         fs.delete_file(probe)
     except OSError as e:
-        raise _refusal(where, e, "delete") from None
+        raise refusal(where, e, "delete") from None
 
 
-def _refusal(where: S3Path, error: OSError, action: str) -> UserError:
+def refusal(where: Location, error: OSError, action: str) -> UserError:
     """The one line for a failed S3 call: what is wrong, in the user's terms, from pyarrow's AWS error."""
+    if isinstance(where, Path):
+        return UserError(f"{where}: cannot {action} ({error.strerror or error})")
     text = str(error)
     match = _AWS_ERROR.search(text)
     code, status, detail = (match.group(1), match.group(2), match.group(4)) if match else ("", None, text)
@@ -224,6 +229,37 @@ def write_text(where: Location, text: str) -> None:
     write_bytes(where, text.encode())
 
 
+def write_json(where: Location, obj: Any) -> None:
+    """Pretty JSON, whole (as files.write_json)."""
+    write_text(where, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_with(where: Location, write: Callable[[Path], None]) -> None:
+    """Call write(local_path) (pandas, Keras, matplotlib want a file), then put that file at where whole.
+
+    On disk this is files.write_atomic; for a bucket the file is made in a temporary folder and uploaded
+    in one piece once it is complete, so a failed writer publishes nothing.
+    """
+    if isinstance(where, Path):
+        files.write_atomic(where, write)
+        return
+    with tempfile.TemporaryDirectory(prefix="conv3d-upload-") as directory:
+        local = Path(directory) / where.name  # the same suffix: Keras insists on ".keras"
+        write(local)
+        write_bytes(where, local.read_bytes())
+
+
+def new_dir(where: Location) -> Location:
+    """A fresh run or final folder that can be written: files.new_dir on disk; in a bucket, the preflight
+    (check_writable) and a prefix with nothing under it yet, so no result is overwritten."""
+    if isinstance(where, Path):
+        return files.new_dir(where)
+    check_writable(where)
+    if children(where):
+        raise UserError(f"{where}: already holds objects; choose another --name or --results prefix")
+    return where
+
+
 def read_bytes(where: Location) -> bytes:
     """The whole file or object, one version of it even while a writer replaces it.
 
@@ -246,6 +282,13 @@ def read_bytes(where: Location) -> bytes:
 
 def read_text(where: Location) -> str:
     return read_bytes(where).decode()
+
+
+def is_file(where: Location) -> bool:
+    """Whether a file or an object is there (as Path.is_file)."""
+    if isinstance(where, Path):
+        return where.is_file()
+    return where.filesystem.get_file_info(where.path).type == pafs.FileType.File
 
 
 def exists(where: Location) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
 import re
 import resource
 import socket
@@ -113,11 +114,18 @@ def _load_newest(checkpoint: tune.Checkpoint) -> tuple[keras.Model, dict]:
 
     After a driver crash Tune restores its state as last saved, which can name the checkpoint before
     the trial's newest (CheckpointConfig keeps two). Starting from the newest one keeps a trial that
-    had finished from training its last epoch again. Works where checkpoints are plain folders (the
-    shared filesystem that --results must be); otherwise only Tune's own choice is tried.
+    had finished from training its last epoch again. The siblings are listed through the checkpoint's own
+    filesystem: a shared folder or a bucket alike.
     """
-    named = Path(checkpoint.path)
-    newest_first = sorted(named.parent.glob("checkpoint_*"), reverse=True) if named.is_dir() else []
+    import pyarrow.fs as pafs
+
+    named = checkpoint.path
+    try:
+        beside = checkpoint.filesystem.get_file_info(pafs.FileSelector(posixpath.dirname(named)))
+        newest_first = sorted((i.path for i in beside if i.type == pafs.FileType.Directory
+                               and posixpath.basename(i.path).startswith("checkpoint_")), reverse=True)
+    except OSError:
+        newest_first = []
     for directory in newest_first or [named]:
         try:
             with tune.Checkpoint(str(directory), checkpoint.filesystem).as_directory() as local:

@@ -7,24 +7,36 @@ where ``optuna.load_study`` and optuna-dashboard read it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, LoggerCallback, TBXLoggerCallback
 
+from search import storage
 from search.rundir import RunDir
+from search.storage import Location
 
 
-def study_name(run_dir: Path) -> str:
+def study_name(run_dir: Location) -> str:
     """The study's name: the run folder's."""
-    return Path(run_dir).resolve().name
+    return RunDir(run_dir).name
 
 
-def optuna_storage(run_dir: Path) -> dict[str, Any]:
-    """OptunaSearch's storage arguments: the run's SQLite study (created, or loaded on resume)."""
+def optuna_storage(run_dir: Location) -> dict[str, Any]:
+    """OptunaSearch's storage arguments: the run's SQLite study (created, or loaded on resume), on this machine's disk."""
     import optuna
 
+    RunDir(run_dir).study_local.parent.mkdir(parents=True, exist_ok=True)
     return {"storage": optuna.storages.RDBStorage(RunDir(run_dir).study_url), "study_name": study_name(run_dir)}
+
+
+def export_study(run_dir: Location) -> None:
+    """For a run in a bucket, put a copy of the live study at RunDir.study (whole), where the report and users find it."""
+    from search import tuner
+
+    where = RunDir(run_dir)
+    data = None if where.local else tuner.study_bytes(where.path)
+    if data is not None:
+        storage.write_bytes(where.study, data)
 
 
 def tune_loggers() -> list[LoggerCallback]:

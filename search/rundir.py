@@ -14,7 +14,6 @@ from pathlib import Path
 from search import storage
 from search.storage import Location, S3Path
 
-STUDY_CACHE = Path("~/.cache/conv3d-search")  # the live Optuna study of a run kept in a bucket (SQLite needs a disk)
 
 CHECKPOINTS_KEPT = 2  # per trial, in Tune's experiment folders: the disk check counts what the tuner keeps
 
@@ -113,11 +112,13 @@ class RunDir:
     @property
     def study_local(self) -> Path:
         """Where the live study is: the run folder's optuna.db, or for a bucket a file in this machine's cache
-        (~/.cache/conv3d-search/<bucket>/<prefix>/<run>/optuna.db), SQLite needing a local disk."""
+        ($XDG_CACHE_HOME or ~/.cache, then conv3d-search/<endpoint hash>/<bucket>/<prefix>/<run>/optuna.db),
+        SQLite needing a local disk."""
         if isinstance(self.study, Path):
             return self.study
         endpoint = hashlib.sha256((self.path.endpoint or "aws").encode()).hexdigest()[:8]  # one server's bucket, not another's
-        return STUDY_CACHE.expanduser() / endpoint / self.path.bucket / self.path.key / "optuna.db"
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "conv3d-search"
+        return cache / endpoint / self.path.bucket / self.path.key / "optuna.db"
 
     @property
     def study_url(self) -> str:

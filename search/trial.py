@@ -200,4 +200,27 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             state = {"epoch": epoch + 1, "train_seconds": metrics["train_seconds"], "last": metrics,
                      "history": self.history}
             (Path(directory) / "state.json").write_text(json.dumps(state))
+            report_checkpoint(metrics, directory)
+
+
+UPLOAD_PATIENCE_S = 300.0  # how long a trial waits for its storage (an object store gone for a while) to answer
+
+
+def report_checkpoint(metrics: dict, directory: str, patience_s: float = UPLOAD_PATIENCE_S) -> None:
+    """tune.report with a checkpoint, tried again while its upload fails (an endpoint gone for a while).
+
+    Tune uploads the checkpoint inside report, before the result is sent, so a failed upload reported
+    nothing and may be repeated; after patience_s the error ends the trial and Tune restarts it from its
+    last checkpoint (FailureConfig), or resume does.
+    """
+    deadline, delay = time.monotonic() + patience_s, 1.0
+    while True:
+        try:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            return
+        except OSError as e:
+            if time.monotonic() + delay > deadline:
+                raise
+            print(f"checkpoint upload failed ({one_line(e)}); trying again in {delay:.0f} s", flush=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)

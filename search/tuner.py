@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import sqlite3
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -228,6 +229,7 @@ class RecordKeeper(tune.Callback):
     """
 
     WRITE_EVERY_S = 1.0
+    PATIENCE_S = 300.0  # at the experiment's end, how long to keep trying a storage that does not answer
 
     def __init__(self, run_dir: Location, stage: Stage = Stage.SEARCH, on_write: Callable[[], None] | None = None):
         self.run_dir = RunDir(run_dir).path
@@ -244,12 +246,27 @@ class RecordKeeper(tune.Callback):
         self.records.report(trial.trial_id, params, extras.get(BASELINE_KEY, ""), result, stage=self.stage,
                             finalist_of=extras.get(FINALIST_KEY, ""))
 
-    def _write(self, now: bool = True) -> None:
-        if now or time.monotonic() - self.written >= self.WRITE_EVERY_S:
-            leaderboard.write(self.run_dir, self.records)
-            self.written = time.monotonic()
-            if self.on_write:
-                self.on_write()
+    def _write(self, now: bool = True, must: bool = False) -> None:
+        """Rewrite the files (now, or if WRITE_EVERY_S passed). A failed write (a bucket gone for a while) keeps
+        the records in memory for the next one, which writes them all; must: retry for up to PATIENCE_S, then raise."""
+        if not (now or must or time.monotonic() - self.written >= self.WRITE_EVERY_S):
+            return
+        deadline = time.monotonic() + self.PATIENCE_S
+        while True:
+            try:
+                leaderboard.write(self.run_dir, self.records)
+                break
+            except OSError as e:
+                if not must or time.monotonic() > deadline:
+                    if must:
+                        raise
+                    print(f"records: could not write them to {self.run_dir} ({exception_line(str(e))}); "
+                          "kept, written with the next result", file=sys.stderr, flush=True)
+                    return
+                time.sleep(5)
+        self.written = time.monotonic()
+        if self.on_write:
+            self.on_write()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self._report(trial, result)
@@ -270,7 +287,7 @@ class RecordKeeper(tune.Callback):
         # After a driver crash, Ray's saved state can lag: a trial the dead driver had started may be
         # unknown to the restored experiment, which samples a new trial in its place. Say so.
         self.records.mark_lost(known={t.trial_id for t in trials}, stage=self.stage)
-        self._write()
+        self._write(must=True)
 
 
 class FixedConfigs(Searcher):

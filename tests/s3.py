@@ -17,7 +17,7 @@ import subprocess
 import sysconfig
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -37,6 +37,7 @@ class S3Server:
     bucket: str
     process: subprocess.Popen
     log: Path
+    ports: dict = field(default_factory=dict, compare=False)  # to start it again where it was (restart())
 
     def env(self, identity: tuple[str, str] = WRITER) -> dict[str, str]:
         """The environment a client (or a Ray worker) needs, as the AWS tools read it."""
@@ -85,15 +86,18 @@ def _identities() -> dict:
 
 
 @contextlib.contextmanager
-def seaweedfs(folder: Path, bucket: str = BUCKET) -> Iterator[S3Server]:
-    """Start ``weed mini`` with its data in folder and the bucket made; stop it (bounded) when the block ends."""
+def seaweedfs(folder: Path, bucket: str = BUCKET, ports: dict | None = None) -> Iterator[S3Server]:
+    """Start ``weed mini`` with its data in folder and the bucket made; stop it (bounded) when the block ends.
+
+    ports: a stopped server's (S3Server.ports), to start it again on the same ports and data (an outage test).
+    """
     folder = Path(folder)
     (folder / "data").mkdir(parents=True, exist_ok=True)
     config = folder / "s3.json"
     config.write_text(json.dumps(_identities()))
     names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
              "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc"]
-    ports = dict(zip(names, free_ports(len(names))))
+    ports = ports or dict(zip(names, free_ports(len(names))))
     command = [
         str(weed_binary()), "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         *(f"-{name}={port}" for name, port in ports.items()),
@@ -105,7 +109,7 @@ def seaweedfs(folder: Path, bucket: str = BUCKET) -> Iterator[S3Server]:
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)  # its own group: the signals below reach only it
-    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", bucket, process, log)
+    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", bucket, process, log, ports)
     try:
         _wait_until_ready(server)
         yield server

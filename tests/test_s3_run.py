@@ -136,3 +136,34 @@ def test_a_bucket_that_cannot_be_used_is_refused_in_one_line_before_ray(s3_env, 
         api.resume(s3_env.uri("somewhere", "run"))
     with pytest.raises(UserError, match="not a run folder"):
         api.open_run(storage.parse(s3_env.uri("nothing-here"), endpoint=s3_env.endpoint)).leaderboard()
+
+
+def test_an_endpoint_gone_for_a_while_mid_run_loses_no_finished_result(small_data_file, tmp_path, monkeypatch):
+    """The S3 server stops mid-search for ~20 s and comes back on the same port and data: checkpoint uploads and
+    the driver's record writes retry, and the run finishes (or stops saying how to resume, and resume finishes it)."""
+    from s3 import seaweedfs, stop
+
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    with seaweedfs(tmp_path / "weed") as server:
+        ports = server.ports
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        uri = server.uri("outage", "run")
+        where = storage.parse(uri)
+        log = tmp_path / "driver.log"
+        driver = _cli(tmp_path / "work", tmp_path / "cache", "run", str(SPACES / "steady.py"), "--data",
+                      str(small_data_file), "--results", server.uri("outage"), "--name", "run", "--samples", "2",
+                      "--no-final", log=log, wait=False)
+        wait_for(where, driver, "a trained epoch", lambda trials: any(r.epochs for r in trials.values()), log=log)
+        stop(server.process)  # the endpoint goes away...
+    time.sleep(20)
+    with seaweedfs(tmp_path / "weed", ports=ports):  # ...and comes back where it was, with its data
+        code = driver.wait(timeout=400)
+        if code != 0:  # it stopped: it must say how to continue, and that must finish the run
+            assert f"python -m search resume {uri}" in log.read_text(), tail(log)
+            resumed = _cli(tmp_path / "work", tmp_path / "cache", "resume", uri)
+            assert resumed.returncode == 0, resumed.stderr[-3000:]
+        after = records(where)
+    assert len(after) == 2 and all(sorted(r.epochs) == [1, 2, 3, 4] for r in after.values()), (after, tail(log))
+    assert {r.status for r in after.values()} == {Status.COMPLETED}, tail(log)

@@ -109,6 +109,9 @@ def test_a_search_in_a_bucket_survives_its_driver_and_resumes_on_another_machine
     assert set(board["trial_id"]) == set(after) and (board.loc[board["status"] != Status.LOST, "epochs_trained"] == 4).all()
     shown = _cli(tmp_path / "machine-3", tmp_path / "cache-3", "leaderboard", uri)
     assert shown.returncode == 0 and all(t in shown.stdout for t in kept), shown.stdout + shown.stderr
+    rendered = _cli(tmp_path / "machine-3", tmp_path / "cache-3", "report", uri)  # from the bucket's copy of the study
+    assert rendered.returncode == 0 and rendered.stdout.strip() == f"wrote {uri}/report.html", rendered.stderr
+    assert "importance.png" in _objects(s3_env, f"{prefix}/run") and not any((tmp_path / "machine-3").iterdir())
 
 
 def test_a_bucket_that_cannot_be_used_is_refused_in_one_line_before_ray(s3_env, small_data_file, tmp_path, monkeypatch):

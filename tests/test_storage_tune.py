@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 import pytest
 import ray
 from ray import cloudpickle, tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from search import storage
 
@@ -66,6 +67,9 @@ def test_tune_keeps_its_state_and_checkpoints_in_the_bucket(s3_env, ray_without_
     results = tune.Tuner(
         counter, param_space={"x": tune.grid_search([1, 2])},
         run_config=tune.RunConfig(name="tune", checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                                  # given, not Tune's automatic ones: importing search.tuner (any test
+                                  # module that does, at collection) turns those off for the process
+                                  callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
                                   **storage.tune_storage(where)),
     ).fit()
     assert not results.errors and sorted(r.metrics["i"] for r in results) == [3, 3]

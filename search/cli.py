@@ -109,6 +109,14 @@ def _where(args: argparse.Namespace, value: str):
     return storage.parse(value, args.endpoint_url)
 
 
+def _run_argument(run_dir) -> str:
+    """The run folder as a command takes it again: a bucket's endpoint, if the environment would not give it."""
+    from search import storage
+
+    endpoint = getattr(run_dir, "endpoint", None)
+    return f"{run_dir} --endpoint-url {endpoint}" if endpoint and endpoint != storage.endpoint_from_env() else str(run_dir)
+
+
 def _wait_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait-for-resources", type=_non_negative(float), metavar="SECONDS",
                         help="wait this long for a node that can hold one trial before giving up (default: 0 on a "
@@ -174,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Stopped as e:
         print(f"stopped by {e}: Ray Tune's state and every finished trial are saved in {e.run_dir}. "
-              f"Continue with: python -m search resume {e.run_dir}", file=sys.stderr)
+              f"Continue with: python -m search resume {_run_argument(e.run_dir)}", file=sys.stderr)
         return e.exit_code
 
 

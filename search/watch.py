@@ -1,8 +1,10 @@
 """What a person looks at a run with, wired into Ray Tune by the pipeline: TensorBoard logs and the Optuna study.
 
 Tune names each trial's folder by its trial id, so `tensorboard --logdir RUN_DIR` shows the trials side by
-side under the ids the leaderboard uses; the study lives in the run folder's SQLite file (RunDir.study),
-where ``optuna.load_study`` and optuna-dashboard read it.
+side under the ids the leaderboard uses; the study lives in a SQLite file (RunDir.study_local: the
+run folder's, or for a run in a bucket this machine's cache), where ``optuna.load_study`` and optuna-dashboard
+read it; a bucket also gets a copy at each stage's end (export_study), and Tune's searcher state carries one
+(tuner.StudySearch), so a resume on another machine finds it.
 """
 
 from __future__ import annotations

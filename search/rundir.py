@@ -1,7 +1,9 @@
 """The run folder: every file and folder a run keeps in ``results/<run-name>/``, each named here once.
 
 Every other module asks a ``RunDir`` for a path and never spells a file name, so a reader finds the
-whole layout in one screen and two modules cannot disagree about it.
+whole layout in one screen and two modules cannot disagree about it. The folder may be a prefix in a
+bucket (``s3://bucket/prefix/<run-name>/``): the same names on a ``storage.S3Path``, read and written
+through search.storage.
 """
 
 from __future__ import annotations

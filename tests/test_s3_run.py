@@ -172,3 +172,19 @@ def test_an_endpoint_gone_for_a_while_mid_run_loses_no_finished_result(small_dat
         after = records(where)
     assert len(after) == 2 and all(sorted(r.epochs) == [1, 2, 3, 4] for r in after.values()), (after, tail(log))
     assert {r.status for r in after.values()} == {Status.COMPLETED}, tail(log)
+
+
+def test_the_run_folder_names_the_same_files_in_a_bucket(s3_env, tmp_path, monkeypatch):
+    from search.rundir import RunDir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    run = RunDir(s3_env.uri(f"names-{uuid.uuid4().hex[:8]}", "run"))
+    assert run.name == "run" and not run.local and str(run.trials_json) == f"{run.path}/trials.json"
+    assert run.study_local.parts[-4:] == (s3_env.bucket, run.path.key.split("/")[0], "run", "optuna.db")
+    assert run.study_local.is_relative_to(tmp_path / "conv3d-search")  # on this machine's disk, not in the bucket
+    assert run.final_for_rank(1) == run.final and run.finalists_tune().name == "tune-finalists"
+    storage.write_json(run.final.test_metrics, {"accuracy": 0.5})
+    storage.write_text(run.path / "tune-finalists" / "x", "")
+    assert run.final_for_rank(1).path.name == "final-rank-1" and run.finalists_tune().name == "tune-finalists-2"
+    with pytest.raises(Exception, match="already holds objects"):
+        storage.new_dir(run.path)

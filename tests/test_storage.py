@@ -173,7 +173,11 @@ def test_a_reader_never_sees_half_an_object_while_it_is_replaced(s3_env):
         seen = set()
         try:
             while not done.is_set():
-                data = storage.read_bytes(where)
+                try:
+                    data = storage.read_bytes(where)
+                except OSError as e:  # replaced under every attempt (a tight loop on a loaded machine): refused, not mixed
+                    assert "replaced during every one" in str(e)
+                    continue
                 assert data in versions, f"a partial or mixed object of {len(data)} bytes"
                 seen.add(data[:1])
         finally:

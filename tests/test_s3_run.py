@@ -78,6 +78,9 @@ def test_a_search_in_a_bucket_survives_its_driver_and_resumes_on_another_machine
                        env=cluster.env)
         assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
         assert not any((tmp_path / "machine-2").iterdir())  # everything went to the bucket
+        retrained = _cli(tmp_path / "machine-3", tmp_path / "cache-3", "final", uri, "--rank", "2",
+                         "--address", cluster.address, env=cluster.env)
+        assert retrained.returncode == 0 and f"wrote {uri}/final-rank-2" in retrained.stdout, retrained.stderr[-3000:]
 
     after = records(where)
     kept = {t: r for t, r in after.items() if r.status != Status.LOST}
@@ -90,7 +93,7 @@ def test_a_search_in_a_bucket_survives_its_driver_and_resumes_on_another_machine
     stored = _objects(s3_env, f"{prefix}/run")
     for name in ("run.json", "trials.json", "leaderboard.csv", "epochs.csv", "best.json", "report.html",
                  "learning_curves.png", "optuna.db", "final/model.keras", "final/test_metrics.json",
-                 "final/predictions.csv", "tune/tuner.pkl"):
+                 "final/predictions.csv", "final-rank-2/test_metrics.json", "tune/tuner.pkl"):
         assert name in stored, sorted(stored)
     assert any(n.startswith("tune/searcher-state") for n in stored)
     assert any("/checkpoint_" in n for n in stored)  # the worker nodes uploaded checkpoints themselves

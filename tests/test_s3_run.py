@@ -1,14 +1,17 @@
 """A run folder in a bucket (issue 18), against a real S3 server (SeaweedFS on loopback, tests/s3.py).
 
 The multi-node test: a head and two worker nodes (tests/clusters.py) that share no results folder and hold no
-AWS credentials of their own; the driver runs in a fresh working directory with its own cache folder (where the live Optuna study is), is SIGKILLed
-mid-search, and the run is resumed from the bucket alone by another driver in another fresh directory and
-cache folder (as on another machine), then read back with `leaderboard s3://...` and with pandas straight from the bucket.
-The preflight tests check the one-line refusals of a bucket that cannot be used, before Ray starts.
+AWS credentials of their own search into a bucket; the server goes away for a while mid-search and comes back
+on the same port and data; the driver (in a fresh working directory with its own cache folder, where the live
+Optuna study is) is then SIGKILLed; another driver in another fresh directory and cache folder (as on another
+machine) resumes the run from the bucket alone; a third reads it back with `leaderboard`, `report` and
+`final s3://...`, and pandas reads the leaderboard straight from the bucket, mid-run and after.
+The preflight test checks the one-line refusals of a bucket that cannot be used, before Ray starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +27,7 @@ import pandas as pd
 import pytest
 
 from clusters import local_cluster
+from s3 import seaweedfs
 from search import storage
 from search.protocol import Status
 from searching import SPACES, finished_and_running, records, tail, wait_for
@@ -52,17 +56,51 @@ def _objects(server, prefix: str) -> set[str]:
     return {i.path.removeprefix(f"{server.bucket}/{prefix}/") for i in infos if i.type == storage.pafs.FileType.File}
 
 
-def test_a_search_in_a_bucket_survives_its_driver_and_resumes_on_another_machine(s3_env, small_data_file, tmp_path):
+class _Restartable:
+    """A SeaweedFS of this test's own (the session's serves the other tests) that can go away and come back
+    on the same port with the same data."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.stack = folder, contextlib.ExitStack()
+        self.server = self.stack.enter_context(seaweedfs(folder))
+
+    def outage(self, seconds: float) -> None:
+        ports = self.server.ports
+        self.stack.close()  # SIGTERM, as a server going down for maintenance
+        time.sleep(seconds)
+        self.stack = contextlib.ExitStack()
+        self.server = self.stack.enter_context(seaweedfs(self.folder, ports=ports))
+
+
+@pytest.fixture
+def own_s3(tmp_path, monkeypatch):
+    """A restartable server, its writer's keys and endpoint in this test's environment (no AWS files)."""
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    server = _Restartable(tmp_path / "weed")
+    for name, value in server.server.env().items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.stack.close()
+
+
+def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resumes_elsewhere(own_s3, small_data_file,
+                                                                                          tmp_path):
+    server = own_s3.server  # the same endpoint, keys and bucket after the outage
     prefix = f"multi-{uuid.uuid4().hex[:8]}"
-    uri = s3_env.uri(prefix, "run")
+    uri = server.uri(prefix, "run")
     where = storage.parse(uri)
     with local_cluster(workers=2, unset=AWS_VARIABLES) as cluster:  # worker nodes: no keys, no endpoint
-        os.environ.update(s3_env.env())  # the nodes have started without them; the drivers and this test have them
+        os.environ.update(server.env())  # the nodes have started without them; the drivers and this test have them
         log = tmp_path / "driver.log"
         driver = _cli(tmp_path / "machine-1", tmp_path / "cache-1", "run", str(SPACES / "steady.py"),
-                      "--data", str(small_data_file), "--results", s3_env.uri(prefix), "--name", "run",
+                      "--data", str(small_data_file), "--results", server.uri(prefix), "--name", "run",
                       "--address", cluster.address, "--samples", "3",
                       env=cluster.env, log=log, wait=False)
+        wait_for(where, driver, "a trained epoch", lambda trials: any(r.epochs for r in trials.values()), log=log)
+        own_s3.outage(12)  # longer than pyarrow's own retries of an upload (3 attempts): uploads wait, records are kept
         before = wait_for(where, driver, "a finished and a running trial", finished_and_running, log=log)
         mid_run = pd.read_csv(f"{uri}/leaderboard.csv")  # pandas, straight from the bucket, while the search runs
         assert set(before) <= set(mid_run["trial_id"]), mid_run
@@ -90,20 +128,20 @@ def test_a_search_in_a_bucket_survives_its_driver_and_resumes_on_another_machine
     for trial_id, record in before.items():  # finished before the kill: not run again
         assert after[trial_id].epochs == record.epochs and after[trial_id].train_seconds == record.train_seconds
 
-    stored = _objects(s3_env, f"{prefix}/run")
+    stored = _objects(server, f"{prefix}/run")
     for name in ("run.json", "trials.json", "leaderboard.csv", "epochs.csv", "best.json", "report.html",
                  "learning_curves.png", "optuna.db", "final/model.keras", "final/test_metrics.json",
                  "final/predictions.csv", "final-rank-2/test_metrics.json", "tune/tuner.pkl"):
         assert name in stored, sorted(stored)
     assert any(n.startswith("tune/searcher-state") for n in stored)
     assert any("/checkpoint_" in n for n in stored)  # the worker nodes uploaded checkpoints themselves
-    secrets = (s3_env.env()["AWS_SECRET_ACCESS_KEY"]).encode()
-    fs = s3_env.filesystem()
+    secrets = (server.env()["AWS_SECRET_ACCESS_KEY"]).encode()
+    fs = server.filesystem()
     for name in [n for n in stored if n.endswith((".pkl", ".json"))]:  # keys never land in the bucket
-        with fs.open_input_file(f"{s3_env.bucket}/{prefix}/run/{name}") as file:
+        with fs.open_input_file(f"{server.bucket}/{prefix}/run/{name}") as file:
             assert secrets not in file.read(), name
     run_json = json.loads(storage.read_text(where / "run.json"))
-    assert run_json["options"]["results"] == s3_env.uri(prefix) and len(run_json["resumed"]) == 1
+    assert run_json["options"]["results"] == server.uri(prefix) and len(run_json["resumed"]) == 1
 
     # The study came back from Tune's searcher state on machine 2: it holds every trial, the first driver's too.
     (tmp_path / "optuna.db").write_bytes(storage.read_bytes(where / "optuna.db"))
@@ -116,7 +154,7 @@ def test_a_search_in_a_bucket_survives_its_driver_and_resumes_on_another_machine
     assert shown.returncode == 0 and all(t in shown.stdout for t in kept), shown.stdout + shown.stderr
     rendered = _cli(tmp_path / "machine-3", tmp_path / "cache-3", "report", uri)  # from the bucket's copy of the study
     assert rendered.returncode == 0 and rendered.stdout.strip() == f"wrote {uri}/report.html", rendered.stderr
-    assert "importance.png" in _objects(s3_env, f"{prefix}/run") and not any((tmp_path / "machine-3").iterdir())
+    assert "importance.png" in _objects(server, f"{prefix}/run") and not any((tmp_path / "machine-3").iterdir())
 
 
 def test_a_bucket_that_cannot_be_used_is_refused_in_one_line_before_ray(s3_env, small_data_file, tmp_path, monkeypatch):
@@ -144,37 +182,6 @@ def test_a_bucket_that_cannot_be_used_is_refused_in_one_line_before_ray(s3_env, 
         api.resume(s3_env.uri("somewhere", "run"))
     with pytest.raises(UserError, match="not a run folder"):
         api.open_run(storage.parse(s3_env.uri("nothing-here"), endpoint=s3_env.endpoint)).leaderboard()
-
-
-def test_an_endpoint_gone_for_a_while_mid_run_loses_no_finished_result(small_data_file, tmp_path, monkeypatch):
-    """The S3 server stops mid-search for ~15 s and comes back on the same port and data: checkpoint uploads and
-    the driver's record writes retry, and the run finishes (or stops saying how to resume, and resume finishes it)."""
-    from s3 import seaweedfs, stop
-
-    for name in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(name)
-    with seaweedfs(tmp_path / "weed") as server:
-        ports = server.ports
-        for name, value in server.env().items():
-            monkeypatch.setenv(name, value)
-        uri = server.uri("outage", "run")
-        where = storage.parse(uri)
-        log = tmp_path / "driver.log"
-        driver = _cli(tmp_path / "work", tmp_path / "cache", "run", str(SPACES / "steady.py"), "--data",
-                      str(small_data_file), "--results", server.uri("outage"), "--name", "run", "--samples", "2",
-                      "--no-final", log=log, wait=False)
-        wait_for(where, driver, "a trained epoch", lambda trials: any(r.epochs for r in trials.values()), log=log)
-        stop(server.process)  # the endpoint goes away...
-    time.sleep(12)  # longer than pyarrow's own retries of an upload (3 attempts)
-    with seaweedfs(tmp_path / "weed", ports=ports):  # ...and comes back where it was, with its data
-        code = driver.wait(timeout=400)
-        if code != 0:  # it stopped: it must say how to continue, and that must finish the run
-            assert f"python -m search resume {uri}" in log.read_text(), tail(log)
-            resumed = _cli(tmp_path / "work", tmp_path / "cache", "resume", uri)
-            assert resumed.returncode == 0, resumed.stderr[-3000:]
-        after = records(where)
-    assert len(after) == 2 and all(sorted(r.epochs) == [1, 2, 3, 4] for r in after.values()), (after, tail(log))
-    assert {r.status for r in after.values()} == {Status.COMPLETED}, tail(log)
 
 
 def test_the_run_folder_names_the_same_files_in_a_bucket(s3_env, tmp_path, monkeypatch):

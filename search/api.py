@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from search import leaderboard, provenance
+from search import leaderboard, provenance, storage
 from search import run as pipeline
 from search.errors import UserError
 from search.leaderboard import Pick, Records
@@ -28,15 +28,18 @@ from search.provenance import RunInfo
 from search.resources import Resources
 from search.run import Retrained, Summary
 from search.rundir import RunDir
+from search.storage import Location, S3Path
 
 __all__ = ["Pick", "Resources", "Retrained", "Run", "RunOptions", "Summary", "open_run", "resume", "start"]
 
 
-def start(space: str | os.PathLike[str] | RunOptions, on_run_dir: Callable[[Path], None] | None = None,
+def start(space: str | os.PathLike[str] | RunOptions, on_run_dir: Callable[[Location], None] | None = None,
           **options: Any) -> Summary:
     """Search a space file (its path, with RunOptions' fields as keywords, or whole RunOptions), then retrain
     the winner and test it once; return the summary. on_run_dir(path) is called once the run folder exists,
     every check that needs no Ray has passed, and before Ray starts."""
+    if isinstance(options.get("results"), (str, os.PathLike)):  # a folder, or s3://bucket/prefix
+        options["results"] = storage.parse(options["results"])
     if not isinstance(space, RunOptions):
         space = RunOptions(space_path=Path(space), **options)
     elif options:
@@ -47,25 +50,25 @@ def start(space: str | os.PathLike[str] | RunOptions, on_run_dir: Callable[[Path
     return pipeline.start(prepared)
 
 
-def resume(run_dir: str | os.PathLike[str], address: str | None = None, final: bool = True,
+def resume(run_dir: str | os.PathLike[str] | S3Path, address: str | None = None, final: bool = True,
            wait_for_resources: float | None = None) -> Summary:
     """Continue an interrupted run to its original trial budget, then retrain the winner and test it once."""
-    return pipeline.resume(Path(run_dir), address, final_test=final, wait_for_resources=wait_for_resources)
+    return pipeline.resume(RunDir(run_dir).path, address, final_test=final, wait_for_resources=wait_for_resources)
 
 
-def open_run(run_dir: str | os.PathLike[str]) -> Run:
-    """A run folder, finished or still running: each read shows what it holds now."""
-    return Run(Path(run_dir))
+def open_run(run_dir: str | os.PathLike[str] | S3Path) -> Run:
+    """A run folder (or s3://bucket/prefix/RUN), finished or still running: each read shows what it holds now."""
+    return Run(RunDir(run_dir).path)
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
     """A run folder read through its files (nothing here starts Ray, except final())."""
 
-    path: Path
+    path: Location
 
     @property
-    def report(self) -> Path:
+    def report(self) -> Location:
         """report.html (the search rewrites it as it runs; write_report() renders it now)."""
         return RunDir(self.path).report
 
@@ -75,7 +78,7 @@ class Run:
 
     def records(self) -> Records:
         """Every trial's record so far; UserError before the first result (or for a folder that is no run's)."""
-        if not RunDir(self.path).trials_json.is_file():
+        if not storage.is_file(RunDir(self.path).trials_json):
             raise UserError(f"{self.path}: no trials recorded (not a run folder, or no trial has reported yet)")
         return Records.load(self.path)
 
@@ -90,9 +93,9 @@ class Run:
     def test_metrics(self) -> dict[str, Any] | None:
         """The winner's one test (accuracy, loss, per-digit accuracy, confusion matrix), once the final stage ran."""
         path = RunDir(self.path).final.test_metrics
-        return json.loads(path.read_text()) if path.is_file() else None
+        return json.loads(storage.read_text(path)) if storage.is_file(path) else None
 
-    def write_report(self) -> Path:
+    def write_report(self) -> Location:
         """Render report.html and its PNGs from the folder as it is now; its path."""
         from search import report
 

@@ -62,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="run NVIDIA MPS on each GPU node, so trials sharing a GPU run their kernels at once")
     _precision_flag(run)
     _wait_flag(run)
-    run.add_argument("--results", type=Path, default=RESULTS, help="folder of run folders (default results/)")
+    run.add_argument("--results", default=str(RESULTS),
+                     help="folder of run folders, or s3://bucket/prefix (default results/)")
+    _endpoint_flag(run)
     run.add_argument("--seed", type=_non_negative(int), help="seed of the sampler, split and trials (overrides the space file)")
     run.add_argument("--no-final", action="store_true", help="skip the final retrain and test")
     run.add_argument("--dashboard-host", default="127.0.0.1",
@@ -70,24 +72,49 @@ def _parser() -> argparse.ArgumentParser:
     _backend_flag(run, "$KERAS_BACKEND, else tensorflow; every trial and the final retrain use it")
 
     resume = commands.add_parser("resume", help="continue an interrupted run to its original trial budget")
-    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("run_dir", help="the run folder, or s3://bucket/prefix/RUN")
+    _endpoint_flag(resume)
     resume.add_argument("--address", help="Ray cluster address (default: as the run was started)")
     resume.add_argument("--no-final", action="store_true", help="skip the final retrain and test")
     _wait_flag(resume)
 
     board = commands.add_parser("leaderboard", help="print a run's leaderboard")
-    board.add_argument("run_dir", type=Path)
+    board.add_argument("run_dir", help="the run folder, or s3://bucket/prefix/RUN")
+    _endpoint_flag(board)
     board.add_argument("--top", type=_positive(int), help="only the best N rows")
 
     report = commands.add_parser("report", help="write RUN_DIR/report.html (figures embedded, also as PNGs beside it)")
-    report.add_argument("run_dir", type=Path)
+    report.add_argument("run_dir", help="the run folder, or s3://bucket/prefix/RUN")
+    _endpoint_flag(report)
 
     final = commands.add_parser("final", help="retrain the K-th configuration of a run on all training data and test it once")
-    final.add_argument("run_dir", type=Path)
+    final.add_argument("run_dir", help="the run folder, or s3://bucket/prefix/RUN")
+    _endpoint_flag(final)
     final.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
     final.add_argument("--address", help="Ray cluster address (default: as the run was started)")
     _backend_flag(final, "the run's, from run.json")
     return parser
+
+
+def _endpoint_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint-url", metavar="URL",
+                        help="an S3-compatible server for s3:// run folders, e.g. http://minio:9000 "
+                             "(default: $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, else AWS S3)")
+
+
+def _where(args: argparse.Namespace, value: str):
+    """A run folder argument: a local Path, or an S3Path for s3://bucket/prefix (with --endpoint-url)."""
+    from search import storage
+
+    return storage.parse(value, args.endpoint_url)
+
+
+def _run_argument(run_dir) -> str:
+    """The run folder as a command takes it again: a bucket's endpoint, if the environment would not give it."""
+    from search import storage
+
+    endpoint = getattr(run_dir, "endpoint", None)
+    return f"{run_dir} --endpoint-url {endpoint}" if endpoint and endpoint != storage.endpoint_from_env() else str(run_dir)
 
 
 def _wait_flag(parser: argparse.ArgumentParser) -> None:
@@ -155,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Stopped as e:
         print(f"stopped by {e}: Ray Tune's state and every finished trial are saved in {e.run_dir}. "
-              f"Continue with: python -m search resume {e.run_dir}", file=sys.stderr)
+              f"Continue with: python -m search resume {_run_argument(e.run_dir)}", file=sys.stderr)
         return e.exit_code
 
 
@@ -250,7 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"warning: the Ray dashboard will listen on {args.dashboard_host}; anyone who reaches it can run code "
               "through Ray's job API", file=sys.stderr)
     options = RunOptions(
-        space_path=args.space, data=args.data, results=args.results, name=args.name, address=args.address,
+        space_path=args.space, data=args.data, results=_where(args, args.results), name=args.name, address=args.address,
         samples=args.samples, time_budget_s=args.time_budget_s, max_epochs=args.max_epochs, seed=args.seed, final=not args.no_final,
         resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.memory_per_trial,
                             mps=args.mps, precision=args.precision),
@@ -265,7 +292,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from search import api
 
-    _print_summary(api.resume(args.run_dir, args.address, final=not args.no_final,
+    _print_summary(api.resume(_where(args, args.run_dir), args.address, final=not args.no_final,
                               wait_for_resources=args.wait_for_resources))
     return 0
 
@@ -273,21 +300,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from search import api, leaderboard
 
-    print(leaderboard.table(api.open_run(args.run_dir).leaderboard(), args.top))
+    print(leaderboard.table(api.open_run(_where(args, args.run_dir)).leaderboard(), args.top))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from search import api
 
-    print(f"wrote {api.open_run(args.run_dir).write_report()}")
+    print(f"wrote {api.open_run(_where(args, args.run_dir)).write_report()}")
     return 0
 
 
 def cmd_final(args: argparse.Namespace) -> int:
     from search import api
 
-    result = api.open_run(args.run_dir).final(args.rank, args.address, args.backend)
+    result = api.open_run(_where(args, args.run_dir)).final(args.rank, args.address, args.backend)
     print(f"rank {args.rank} ({result.trial_id}): test accuracy {result.test_accuracy:.4f}; wrote {result.final_dir}")
     return 0
 
@@ -308,7 +335,7 @@ def _print_summary(summary) -> None:
     print(_looking_hint(where.path))
 
 
-def _looking_hint(run_dir: Path) -> str:
+def _looking_hint(run_dir) -> str:
     """How to look at a run: its report, TensorBoard and optuna-dashboard, each with its command."""
     from search.rundir import RunDir
 

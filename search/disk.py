@@ -31,7 +31,9 @@ def run_bytes(settings: Settings, param_counts: list[int]) -> int:
 
 
 def check_room(run_dir: Path, settings: Settings, param_counts: list[int]) -> None:
-    """UserError if the disk under run_dir has less free space than run_bytes."""
+    """UserError if the disk under run_dir has less free space than run_bytes (a bucket has no such limit)."""
+    if not isinstance(run_dir, Path):
+        return
     needed, free = run_bytes(settings, param_counts), shutil.disk_usage(run_dir).free
     if needed > free:
         raise UserError(f"{run_dir}: the run will keep about {needed / 2**30:.1f} GiB of checkpoints "

@@ -54,11 +54,11 @@ def new_dir(path: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def removed_if_refused(path: Path) -> Iterator[None]:
+def removed_if_refused(path: Any) -> Iterator[None]:
     """Remove the folder at path if the block raises while the folder is still empty: a refused run leaves nothing."""
     try:
         yield
     except BaseException:
-        if path.is_dir() and not any(path.iterdir()):
+        if isinstance(path, Path) and path.is_dir() and not any(path.iterdir()):  # a bucket prefix is never made
             path.rmdir()
         raise

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import ray
 
-from search import data, files
+from search import data, files, storage
 from search.errors import UserError, exception_line, one_line
 from search.resources import Resources
 from search.rundir import FinalDir
@@ -75,8 +75,8 @@ def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test_set:
 
 def test_once(params: dict[str, Any], data_file: Path, out: FinalDir, resources: Resources) -> float:
     """run_final into out, unless out already holds its test result (a resumed run never tests twice); the accuracy."""
-    if out.test_metrics.is_file():
-        return json.loads(out.test_metrics.read_text())["accuracy"]
+    if storage.is_file(out.test_metrics):
+        return json.loads(storage.read_text(out.test_metrics))["accuracy"]
     return run_final(params, data_file, out, resources)["accuracy"]
 
 
@@ -88,7 +88,7 @@ def run_final(params: dict[str, Any], data_file: Path, out: FinalDir, resources:
 
     Nothing else runs by now, so it takes a whole node's CPUs (the largest node's), at least the trials' share.
     """
-    files.new_dir(out.path)
+    storage.new_dir(out.path)
     node_cpus = [n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]]
     cpus = max([resources.cpus, *node_cpus])
     train_full = data.load(data_file, "train")
@@ -99,8 +99,8 @@ def run_final(params: dict[str, Any], data_file: Path, out: FinalDir, resources:
                                                                 resources.mps))
     except ray.exceptions.RayTaskError as e:
         raise UserError(f"final retrain failed: {one_line(e.cause) if e.cause else exception_line(str(e))}") from None
-    files.write_atomic(out.model, lambda tmp: tmp.write_bytes(model_bytes))
+    storage.write_bytes(out.model, model_bytes)
     rows = pd.DataFrame({"row": np.arange(len(test_set)), "digit": test_set.y, "predicted": predicted})
-    files.write_atomic(out.predictions, lambda tmp: rows.to_csv(tmp, index=False))
-    files.write_json(out.test_metrics, metrics)
+    storage.write_text(out.predictions, rows.to_csv(index=False))
+    storage.write_json(out.test_metrics, metrics)  # last: its presence means the test ran
     return metrics

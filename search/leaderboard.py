@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from search import files
+from search import storage
 from search.errors import UserError
 from search.params import PARAMS, validate
 from search.protocol import ENDED, TRAINED_CLEANLY, Stage, Status
 from search.rundir import RunDir
+from search.storage import Location
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -173,10 +173,10 @@ class Records:
         return cls(trials)
 
     @classmethod
-    def load(cls, run_dir: Path) -> Records:
+    def load(cls, run_dir: Location) -> Records:
         """The records in run_dir's trials.json (none before the first result)."""
         path = RunDir(run_dir).trials_json
-        return cls.from_json(json.loads(path.read_text())) if path.is_file() else cls()
+        return cls.from_json(json.loads(storage.read_text(path))) if storage.is_file(path) else cls()
 
 
 def leaderboard(records: Records) -> pd.DataFrame:
@@ -218,13 +218,13 @@ def epochs(records: Records) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["trial_id", "epoch", *EPOCH_METRICS, "node", "resumed_from"])
 
 
-def write(run_dir: Path, records: Records) -> pd.DataFrame:
-    """Rewrite trials.json, epochs.csv and leaderboard.csv atomically; return the leaderboard."""
+def write(run_dir: Location, records: Records) -> pd.DataFrame:
+    """Rewrite trials.json, epochs.csv and leaderboard.csv, each whole; return the leaderboard."""
     where = RunDir(run_dir)
     board = leaderboard(records)
-    files.write_json(where.trials_json, records.to_json())
-    files.write_atomic(where.epochs_csv, lambda tmp: epochs(records).to_csv(tmp, index=False))
-    files.write_atomic(where.leaderboard_csv, lambda tmp: board.to_csv(tmp, index=False))
+    storage.write_json(where.trials_json, records.to_json())
+    storage.write_text(where.epochs_csv, epochs(records).to_csv(index=False))
+    storage.write_text(where.leaderboard_csv, board.to_csv(index=False))
     return board
 
 

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search import storage
 from search.resources import Resources, default_wait_s
+from search.storage import Location, S3Path
 
 # run.json's names for the per-trial resources (the command-line flags' names)
 _RESOURCE_KEYS = {"cpus_per_trial": "cpus", "gpus_per_trial": "gpus", "max_concurrent": "max_concurrent",
@@ -25,7 +27,7 @@ class RunOptions:
 
     space_path: Path
     data: str | None = None
-    results: Path = Path("results")
+    results: Location = Path("results")  # a folder, or a bucket prefix (search.storage.S3Path)
     name: str | None = None
     address: str | None = None
     samples: int | None = None
@@ -52,13 +54,13 @@ class RunOptions:
         """run.json's "options": flat keys, paths as text."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "resources"}
         out.update({key: getattr(self.resources, name) for key, name in _RESOURCE_KEYS.items()})
-        return {k: str(v) if isinstance(v, Path) else v for k, v in out.items()}
+        return {k: str(v) if isinstance(v, (Path, S3Path)) else v for k, v in out.items()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunOptions:
         """The options to_json wrote (keys a run from an older version lacks take their defaults)."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["space_path"], values["results"] = Path(data["space_path"]), Path(data.get("results", "results"))
+        values["space_path"], values["results"] = Path(data["space_path"]), storage.parse(data.get("results", "results"))
         resources = Resources(**{name: data[key] for key, name in _RESOURCE_KEYS.items() if key in data})
         return cls(**values, resources=resources)

@@ -15,12 +15,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from search import backend, connection, data, files
+from search import backend, connection, data, storage
 from search.errors import UserError
 from search.options import RunOptions
 from search.rundir import RunDir
 from search.settings import Settings
 from search.space import Space
+from search.storage import Location
 
 _VERSIONS = ["conv3d-search", "ray", "tensorflow", "jax", "jaxlib", "torch", "keras", "keras-tuner", "optuna", "pandas",
              "numpy", "h5py"]
@@ -115,7 +116,7 @@ class RunInfo:
                    extra={k: v for k, v in data.items() if k not in known})
 
 
-def start(run_dir: Path, options: RunOptions, space: Space, data_file: Path, split: tuple[int, int],
+def start(run_dir: Location, options: RunOptions, space: Space, data_file: Path, split: tuple[int, int],
           keras_backend: str) -> RunInfo:
     """Write run.json for a new run (after Ray started: it records the cluster); return it."""
     info = RunInfo(
@@ -134,31 +135,35 @@ def start(run_dir: Path, options: RunOptions, space: Space, data_file: Path, spl
     return info
 
 
-def read(run_dir: Path) -> RunInfo:
+def read(run_dir: Location) -> RunInfo:
     """run.json of an existing run folder; UserError for a folder that is not a run's."""
     path = RunDir(run_dir).run_json
-    if not path.is_file():
-        raise UserError(f"{run_dir}: not a run folder (no {path.name})")
     try:
-        return RunInfo.from_json(json.loads(path.read_text()))
+        if not storage.is_file(path):
+            raise UserError(f"{run_dir}: not a run folder (no {path.name})")
+        text = storage.read_text(path)
+    except OSError as e:  # a bucket that cannot be reached or read: the preflight's words
+        raise storage.refusal(RunDir(run_dir).path, e, "read") from None
+    try:
+        return RunInfo.from_json(json.loads(text))
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{path}: not a readable run.json ({type(e).__name__}: {e})") from None
 
 
-def resumed(run_dir: Path, info: RunInfo, address: str | None) -> None:
+def resumed(run_dir: Location, info: RunInfo, address: str | None) -> None:
     """Record a resume: when, by which command, on which cluster."""
     info.resumed.append({"at": now(), "command": sys.argv, "cluster": connection.facts(address)})
     _write(run_dir, info)
 
 
-def mark(run_dir: Path, info: RunInfo, event: str, keep_first: bool = False) -> None:
+def mark(run_dir: Location, info: RunInfo, event: str, keep_first: bool = False) -> None:
     """Record when something happened ("search_ended", "ended"); keep_first: an earlier time stays."""
     setattr(info, event, (keep_first and getattr(info, event)) or now())
     _write(run_dir, info)
 
 
-def _write(run_dir: Path, info: RunInfo) -> None:
-    files.write_json(RunDir(run_dir).run_json, info.to_json())
+def _write(run_dir: Location, info: RunInfo) -> None:
+    storage.write_json(RunDir(run_dir).run_json, info.to_json())
 
 
 def versions() -> dict[str, str]:

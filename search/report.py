@@ -13,6 +13,7 @@ import html
 import io
 import json
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -21,10 +22,11 @@ from typing import Any
 
 import pandas as pd
 
-from search import files, leaderboard, provenance
+from search import leaderboard, provenance, storage
 from search.protocol import Stage, Status
 from search.provenance import RunInfo
 from search.rundir import RunDir
+from search.storage import Location
 
 REPORT = RunDir(".").report.name
 FIGURES = ("learning_curves", "parallel_coordinates", "importance", "confusion_matrix", "per_digit")
@@ -35,9 +37,9 @@ TOP = 10  # leaderboard rows shown in the report
 _LOCK = threading.Lock()  # one render at a time per process: the background writer and the end of a run
 
 
-def write(run_dir: Path) -> Path:
-    """Render the run folder's report.html and its PNGs (atomically); return the report's path."""
-    run_dir = Path(run_dir)
+def write(run_dir: Location) -> Location:
+    """Render the run folder's report.html and its PNGs (each written whole); return the report's path."""
+    run_dir = RunDir(run_dir).path
     with _LOCK:
         info = provenance.read(run_dir)
         records = leaderboard.Records.load(run_dir)
@@ -55,8 +57,9 @@ def write(run_dir: Path) -> Path:
             ("Hyperparameter importance", _importance_section(run_dir, study)),
             ("Final test", _final_section(run_dir, final)),
         ]
-        page = _page(f"Run {run_dir.resolve().name}", sections)
-        return files.write_atomic(RunDir(run_dir).report, lambda tmp: tmp.write_text(page))
+        page = _page(f"Run {RunDir(run_dir).name}", sections)
+        storage.write_text(RunDir(run_dir).report, page)
+        return RunDir(run_dir).report
 
 
 class ReportWriter:
@@ -67,8 +70,8 @@ class ReportWriter:
 
     EVERY_S = 30.0
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: Location):
+        self.run_dir = RunDir(run_dir).path
         self.started = -self.EVERY_S  # the first call writes at once
         self.thread: threading.Thread | None = None
 
@@ -84,7 +87,7 @@ class ReportWriter:
         return {**self.__dict__, "thread": None, "started": -self.EVERY_S}
 
 
-def write_or_warn(run_dir: Path) -> Path | None:
+def write_or_warn(run_dir: Location) -> Location | None:
     """write(), with any failure reported as one line on stderr instead of raised."""
     try:
         return write(run_dir)
@@ -95,22 +98,38 @@ def write_or_warn(run_dir: Path) -> Path | None:
 
 # --- reading ---------------------------------------------------------------------------------------------
 
-def _final(run_dir: Path) -> dict[str, Any] | None:
+def _final(run_dir: Location) -> dict[str, Any] | None:
     """The winner's test metrics, once the final stage wrote them."""
     path = RunDir(run_dir).final.test_metrics
-    return json.loads(path.read_text()) if path.is_file() else None
+    return json.loads(storage.read_text(path)) if storage.is_file(path) else None
 
 
-def _study(run_dir: Path):
+def _study(run_dir: Location):
     """The run's Optuna study, or None (no storage yet, or a run from before the study was kept)."""
     where = RunDir(run_dir)
-    if not where.study.is_file():
-        return None
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    summaries = optuna.get_all_study_summaries(where.study_url)
-    return optuna.load_study(study_name=summaries[0].study_name, storage=where.study_url) if summaries else None
+    if where.study_local.is_file():  # the live study, on this machine
+        return _load_study(where.study_url)
+    if where.local or not storage.is_file(where.study):
+        return None
+    with tempfile.TemporaryDirectory() as directory:  # the bucket's copy, read into memory
+        copy = Path(directory) / where.study.name
+        copy.write_bytes(storage.read_bytes(where.study))
+        study = _load_study(f"sqlite:///{copy}")
+        if study is None:
+            return None
+        in_memory = optuna.storages.InMemoryStorage()
+        optuna.copy_study(from_study_name=study.study_name, from_storage=f"sqlite:///{copy}", to_storage=in_memory)
+        return optuna.load_study(study_name=study.study_name, storage=in_memory)
+
+
+def _load_study(url: str):
+    import optuna
+
+    summaries = optuna.get_all_study_summaries(url)
+    return optuna.load_study(study_name=summaries[0].study_name, storage=url) if summaries else None
 
 
 # --- figures (matplotlib's object API with the Agg canvas: no pyplot state, safe in a background thread) ---
@@ -121,14 +140,14 @@ def _new_figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _figure(run_dir: Path, name: str, figure, caption: str) -> str:
+def _figure(run_dir: Location, name: str, figure, caption: str) -> str:
     """Save figure as name.png beside the report and return it as an embedded <figure> (None: a note instead)."""
     if figure is None:
         return f"<p class='note'>{html.escape(caption)}: nothing to show yet.</p>"
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     png = buffer.getvalue()
-    files.write_atomic(RunDir(run_dir).figure(name), lambda tmp: tmp.write_bytes(png))
+    storage.write_bytes(RunDir(run_dir).figure(name), png)
     data = base64.b64encode(png).decode("ascii")
     return (f"<figure id='{name}'><img alt='{name}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{html.escape(caption)} ({name}.png)</figcaption></figure>")
@@ -226,7 +245,7 @@ def _axis(values: pd.Series) -> tuple[pd.Series, str]:
     return text.map({v: i / max(len(order) - 1, 1) for i, v in enumerate(order)}), label
 
 
-def _importance_section(run_dir: Path, study) -> str:
+def _importance_section(run_dir: Location, study) -> str:
     caption = "Optuna's importance evaluator (PED-ANOVA by default) on the study's finished trials"
     if study is None:
         return f"<p class='note'>No Optuna study in {RunDir(run_dir).study.name} yet.</p>"
@@ -252,7 +271,7 @@ def _importance_section(run_dir: Path, study) -> str:
     return _figure(run_dir, "importance", figure, caption)
 
 
-def _final_section(run_dir: Path, final: dict[str, Any] | None) -> str:
+def _final_section(run_dir: Location, final: dict[str, Any] | None) -> str:
     if final is None:
         return "<p class='note'>The final retrain and its one test evaluation run after the search.</p>"
     import numpy as np
@@ -275,14 +294,14 @@ def _final_section(run_dir: Path, final: dict[str, Any] | None) -> str:
     return out + _per_digit(run_dir, final)
 
 
-def _per_digit(run_dir: Path, final: dict[str, Any]) -> str:
+def _per_digit(run_dir: Location, final: dict[str, Any]) -> str:
     """Per-digit accuracy, all rows and upright (even rows) vs rotated (odd rows) where predictions were kept."""
     table = pd.DataFrame({"all": pd.Series(final["per_class_accuracy"]).astype(float)})
     table.index = table.index.astype(int)
     path = RunDir(run_dir).final.predictions
     summary = ""
-    if path.is_file():
-        rows = pd.read_csv(path)
+    if storage.is_file(path):
+        rows = pd.read_csv(io.BytesIO(storage.read_bytes(path)))
         rows["correct"] = rows["digit"] == rows["predicted"]
         rows["kind"] = rows["row"].mod(2).map({0: "upright", 1: "rotated"})
         kinds = rows.pivot_table(index="digit", columns="kind", values="correct", aggfunc="mean")

@@ -11,7 +11,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from search import backend, bridge, connection, data, disk, files, final, leaderboard, provenance, report, resources, tuner, watch
+from search import backend, bridge, connection, data, disk, files, final, leaderboard, provenance, report, resources, storage, tuner, watch
 from search.errors import UserError
 from search.leaderboard import Pick
 from search.options import RunOptions
@@ -19,6 +19,7 @@ from search.provenance import RunInfo
 from search.rundir import FinalDir, RunDir
 from search.space import Space
 from search.stopping import StopSignals
+from search.storage import Location
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Prepared:
     data_file: Path
     train: data.Volumes
     val: data.Volumes
-    run_dir: Path
+    run_dir: Location
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Summary:
     """What a finished run found: how many trials it recorded, the winner, and the winner's test accuracy
     (None with --no-final)."""
 
-    run_dir: Path
+    run_dir: Location
     trials: int
     best: Pick
     test_accuracy: float | None = None
@@ -51,19 +52,20 @@ class Retrained:
 
     trial_id: str
     test_accuracy: float
-    final_dir: Path
+    final_dir: Location
 
 
 def prepare(options: RunOptions) -> Prepared:
     """The backend, the space with the command line's overrides, the whole data file, and a fresh run folder
-    that can be written and has room for the run's checkpoints. Nothing here starts Ray."""
+    that can be written and has room for the run's checkpoints (in a bucket: the preflight of search.storage).
+    Nothing here starts Ray."""
     # The backend first (the space's keras-tuner imports Keras), resolved: None means $KERAS_BACKEND, else tensorflow.
     options = dataclasses.replace(options, backend=backend.choose(options.backend))
     space = bridge.load_space(options.space_path)
     space = dataclasses.replace(space, settings=space.settings.replace(**options.settings_overrides()))
     data_file = data.resolve(options.data)
     train, val = _search_data(data_file, space)  # validates the whole file
-    run_dir = files.new_dir(options.results / (options.name or f"{space.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"))
+    run_dir = storage.new_dir(options.results / (options.name or f"{space.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"))
     with files.removed_if_refused(run_dir):
         disk.check_room(run_dir, space.settings, bridge.param_counts(space))
     return Prepared(options, space, data_file, train, val, run_dir)
@@ -81,10 +83,14 @@ def start(run: Prepared) -> Summary:
         return _finish(run_dir, info, options, space, run.data_file, train, val, records, stop)
 
 
-def resume(run_dir: Path, address: str | None = None, final_test: bool = True,
+def resume(run_dir: Location, address: str | None = None, final_test: bool = True,
            wait_for_resources: float | None = None) -> Summary:
-    """Continue an interrupted run to its original trial budget, then pick the best and test it once."""
-    run_dir = Path(run_dir)
+    """Continue an interrupted run to its original trial budget, then pick the best and test it once.
+
+    A run in a bucket resumes from the bucket alone (Tune's state, the records, the study in Tune's searcher
+    state), on any machine; the bucket is checked writable before Ray starts."""
+    run_dir = RunDir(run_dir).path
+    storage.check_writable(run_dir)
     info = provenance.read(run_dir)
     options = dataclasses.replace(info.options, address=address or info.options.address,
                                   final=final_test and info.options.final,
@@ -107,27 +113,31 @@ def resume(run_dir: Path, address: str | None = None, final_test: bool = True,
         return _finish(run_dir, info, options, space, data_file, train, val, records, stop)
 
 
-def _finish(run_dir: Path, info: RunInfo, options: RunOptions, space: Space, data_file: Path,
+def _finish(run_dir: Location, info: RunInfo, options: RunOptions, space: Space, data_file: Path,
             train: data.Volumes, val: data.Volumes, records: leaderboard.Records, stop: StopSignals) -> Summary:
     """After the search: the finalists, the best of all, its one test."""
     provenance.mark(run_dir, info, "search_ended", keep_first=True)
+    watch.export_study(run_dir)
     with stop.tune():
         records = tuner.finalists(records, space.settings, train, val, run_dir, options.resources, _watchers(run_dir))
     leaderboard.write(run_dir, records)
     provenance.mark(run_dir, info, "ended")
     best = records.pick()
-    files.write_json(RunDir(run_dir).best_json, best.to_json())
+    storage.write_json(RunDir(run_dir).best_json, best.to_json())
+    watch.export_study(run_dir)
     accuracy = final.test_once(best.params, data_file, RunDir(run_dir).final, options.resources) if options.final else None
     report.write_or_warn(run_dir)  # the finished run's pictures (rewritten while the search ran)
     return Summary(run_dir, len(records.trials), best, accuracy)
 
 
-def final_for_rank(run_dir: Path, rank: int, address: str | None = None, keras_backend: str | None = None) -> Retrained:
+def final_for_rank(run_dir: Location, rank: int, address: str | None = None,
+                   keras_backend: str | None = None) -> Retrained:
     """Retrain and test the configuration ranked `rank` on the leaderboard into final-rank-K/ (final/ for an untested winner).
 
     It trains under keras_backend, by default the backend the run was made with.
     """
-    run_dir = Path(run_dir)
+    run_dir = RunDir(run_dir).path
+    storage.check_writable(run_dir)
     info = provenance.read(run_dir)
     options = dataclasses.replace(info.options, address=address or info.options.address)
     keras_backend = backend.choose(keras_backend or info.keras_backend)
@@ -138,7 +148,7 @@ def final_for_rank(run_dir: Path, rank: int, address: str | None = None, keras_b
     return Retrained(chosen.trial_id, accuracy, out.path)
 
 
-def _watchers(run_dir: Path) -> tuner.Watchers:
+def _watchers(run_dir: Location) -> tuner.Watchers:
     """What watches a stage: TensorBoard, CSV and JSON logs, the Optuna study in the run folder, the report."""
     return tuner.Watchers(tuple(watch.tune_loggers()), watch.optuna_storage(run_dir), report.ReportWriter(run_dir).soon)
 

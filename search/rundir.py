@@ -1,14 +1,21 @@
 """The run folder: every file and folder a run keeps in ``results/<run-name>/``, each named here once.
 
 Every other module asks a ``RunDir`` for a path and never spells a file name, so a reader finds the
-whole layout in one screen and two modules cannot disagree about it.
+whole layout in one screen and two modules cannot disagree about it. The folder may be a prefix in a
+bucket (``s3://bucket/prefix/<run-name>/``): the same names on a ``storage.S3Path``, read and written
+through search.storage.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from search import storage
+from search.storage import Location, S3Path
+
 
 CHECKPOINTS_KEPT = 2  # per trial, in Tune's experiment folders: the disk check counts what the tuner keeps
 
@@ -17,19 +24,19 @@ CHECKPOINTS_KEPT = 2  # per trial, in Tune's experiment folders: the disk check 
 class FinalDir:
     """A final retrain's folder (``final/``, ``final-rank-K/``): the model, its one test result, its predictions."""
 
-    path: Path
+    path: Location
 
     @property
-    def model(self) -> Path:
+    def model(self) -> Location:
         return self.path / "model.keras"
 
     @property
-    def test_metrics(self) -> Path:
+    def test_metrics(self) -> Location:
         """Written last: its presence means the test was run (and is never run again)."""
         return self.path / "test_metrics.json"
 
     @property
-    def predictions(self) -> Path:
+    def predictions(self) -> Location:
         """row, digit, predicted: one line per test row, for the report (which never reads the test set)."""
         return self.path / "predictions.csv"
 
@@ -39,75 +46,96 @@ class TrainDir(FinalDir):
     """The folder of `python -m search train`: a final folder's files (no predictions) and what was trained."""
 
     @property
-    def params(self) -> Path:
+    def params(self) -> Location:
         """The configuration, the data file and its hash, the backend."""
         return self.path / "params.json"
 
     @property
-    def history(self) -> Path:
+    def history(self) -> Location:
         """One row per epoch: training and validation metrics."""
         return self.path / "history.csv"
 
 
 @dataclass(frozen=True)
 class RunDir:
-    """One run's folder and the name of everything in it."""
+    """One run's folder and the name of everything in it: a local folder (Path) or a bucket prefix (S3Path)."""
 
-    path: Path
+    path: Location
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        object.__setattr__(self, "path", Path(path))
+    def __init__(self, path: str | os.PathLike[str] | S3Path) -> None:
+        object.__setattr__(self, "path", path if isinstance(path, S3Path) else storage.parse(path))
 
     @property
-    def run_json(self) -> Path:
+    def name(self) -> str:
+        """The run's name: its folder's."""
+        return (self.path.resolve() if isinstance(self.path, Path) else self.path).name
+
+    @property
+    def local(self) -> bool:
+        """Whether the run folder is on this machine's disk (else in a bucket)."""
+        return isinstance(self.path, Path)
+
+    @property
+    def run_json(self) -> Location:
         """How the run was made and when its stages ended (search.provenance)."""
         return self.path / "run.json"
 
     @property
-    def trials_json(self) -> Path:
+    def trials_json(self) -> Location:
         """Every trial's record, machine-readable (search.leaderboard)."""
         return self.path / "trials.json"
 
     @property
-    def leaderboard_csv(self) -> Path:
+    def leaderboard_csv(self) -> Location:
         return self.path / "leaderboard.csv"
 
     @property
-    def epochs_csv(self) -> Path:
+    def epochs_csv(self) -> Location:
         return self.path / "epochs.csv"
 
     @property
-    def best_json(self) -> Path:
+    def best_json(self) -> Location:
         """The winner, as the pipeline picked it after the search."""
         return self.path / "best.json"
 
     @property
-    def report(self) -> Path:
+    def report(self) -> Location:
         """report.html; each figure is also a PNG beside it (figure())."""
         return self.path / "report.html"
 
-    def figure(self, name: str) -> Path:
+    def figure(self, name: str) -> Location:
         return self.path / f"{name}.png"
 
     @property
-    def study(self) -> Path:
-        """The Optuna study, in SQLite (optuna.load_study, optuna-dashboard)."""
+    def study(self) -> Location:
+        """The Optuna study, in SQLite (optuna.load_study, optuna-dashboard); in a bucket, a copy made at each stage's end."""
         return self.path / "optuna.db"
 
     @property
-    def study_url(self) -> str:
-        """The study's SQLAlchemy URL, as optuna.load_study and optuna-dashboard take it."""
-        return f"sqlite:///{self.study.resolve()}"
+    def study_local(self) -> Path:
+        """Where the live study is: the run folder's optuna.db, or for a bucket a file in this machine's cache
+        ($XDG_CACHE_HOME or ~/.cache, then conv3d-search/<endpoint hash>/<bucket>/<prefix>/<run>/optuna.db),
+        SQLite needing a local disk."""
+        if isinstance(self.study, Path):
+            return self.study
+        endpoint = hashlib.sha256((self.path.endpoint or "aws").encode()).hexdigest()[:8]  # one server's bucket, not another's
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "conv3d-search"
+        return cache / endpoint / self.path.bucket / self.path.key / "optuna.db"
 
     @property
-    def tune(self) -> Path:
+    def study_url(self) -> str:
+        """The live study's SQLAlchemy URL, as optuna.load_study and optuna-dashboard take it."""
+        return f"sqlite:///{self.study_local.resolve()}"
+
+    @property
+    def tune(self) -> Location:
         """Ray Tune's experiment folder of the search stage (its state, each trial's checkpoints and logs)."""
         return self.path / "tune"
 
-    def finalists_tune(self) -> Path:
+    def finalists_tune(self) -> Location:
         """A new experiment folder for the finalist stage: tune-finalists, then tune-finalists-2, ... after a resume."""
         names = ("tune-finalists", *(f"tune-finalists-{i}" for i in range(2, 1000)))
-        return next(self.path / n for n in names if not (self.path / n).exists())
+        return next(self.path / n for n in names if not storage.exists(self.path / n))
 
     @property
     def final(self) -> FinalDir:
@@ -116,4 +144,4 @@ class RunDir:
 
     def final_for_rank(self, rank: int = 1) -> FinalDir:
         """final/ for the winner; final-rank-K/ for another rank (or for rank 1 once final/ exists)."""
-        return self.final if rank == 1 and not self.final.path.exists() else FinalDir(self.path / f"final-rank-{rank}")
+        return self.final if rank == 1 and not storage.exists(self.final.path) else FinalDir(self.path / f"final-rank-{rank}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
 import re
 import resource
 import socket
@@ -113,11 +114,18 @@ def _load_newest(checkpoint: tune.Checkpoint) -> tuple[keras.Model, dict]:
 
     After a driver crash Tune restores its state as last saved, which can name the checkpoint before
     the trial's newest (CheckpointConfig keeps two). Starting from the newest one keeps a trial that
-    had finished from training its last epoch again. Works where checkpoints are plain folders (the
-    shared filesystem that --results must be); otherwise only Tune's own choice is tried.
+    had finished from training its last epoch again. The siblings are listed through the checkpoint's own
+    filesystem: a shared folder or a bucket alike.
     """
-    named = Path(checkpoint.path)
-    newest_first = sorted(named.parent.glob("checkpoint_*"), reverse=True) if named.is_dir() else []
+    import pyarrow.fs as pafs
+
+    named = checkpoint.path
+    try:
+        beside = checkpoint.filesystem.get_file_info(pafs.FileSelector(posixpath.dirname(named)))
+        newest_first = sorted((i.path for i in beside if i.type == pafs.FileType.Directory
+                               and posixpath.basename(i.path).startswith("checkpoint_")), reverse=True)
+    except OSError:
+        newest_first = []
     for directory in newest_first or [named]:
         try:
             with tune.Checkpoint(str(directory), checkpoint.filesystem).as_directory() as local:
@@ -192,4 +200,27 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             state = {"epoch": epoch + 1, "train_seconds": metrics["train_seconds"], "last": metrics,
                      "history": self.history}
             (Path(directory) / "state.json").write_text(json.dumps(state))
+            report_checkpoint(metrics, directory)
+
+
+UPLOAD_PATIENCE_S = 300.0  # how long a trial waits for its storage (an object store gone for a while) to answer
+
+
+def report_checkpoint(metrics: dict, directory: str, patience_s: float = UPLOAD_PATIENCE_S) -> None:
+    """tune.report with a checkpoint, tried again while its upload fails (an endpoint gone for a while).
+
+    Tune uploads the checkpoint inside report, before the result is sent, so a failed upload reported
+    nothing and may be repeated; after patience_s the error ends the trial and Tune restarts it from its
+    last checkpoint (FailureConfig), or resume does.
+    """
+    deadline, delay = time.monotonic() + patience_s, 1.0
+    while True:
+        try:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            return
+        except OSError as e:
+            if time.monotonic() + delay > deadline:
+                raise
+            print(f"checkpoint upload failed ({one_line(e)}); trying again in {delay:.0f} s", flush=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import logging
 import os
+import pickle
+import sqlite3
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -24,7 +28,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from search import leaderboard
+from search import files, leaderboard, storage
 from search.data import Volumes
 from search.errors import exception_line
 from search.resources import Resources
@@ -33,6 +37,7 @@ from search.settings import Settings
 from search.space import Space
 from search.protocol import BASELINE_KEY, ENDED, FINALIST_KEY, METRIC, Plan, Stage, Status, split_config
 from search.rundir import CHECKPOINTS_KEPT, RunDir
+from search.storage import Location
 
 # With num_to_keep set each checkpoint forces a save of Tune's experiment state: that keeps resume's
 # view fresh (on purpose), so Tune's warning about it is only noise.
@@ -135,6 +140,84 @@ class BaselinesFirst(Searcher):
         self.searcher.restore(checkpoint_path)
 
 
+class StudySearch(OptunaSearch):
+    """OptunaSearch whose saved state carries the SQLite study's bytes instead of a connection to its file.
+
+    OptunaSearch pickles its storage, which reconnects to the study file's absolute path: on another
+    machine (a resume from a bucket) that path is absent and the restore fails. Here Tune's searcher state
+    (which Tune uploads with its experiment state) holds a consistent copy of the study; a restore puts it
+    back at this machine's RunDir.study_local if no study is there yet, and reattaches to it.
+    """
+
+    _STUDY_STATE = "conv3d-search study bytes"
+
+    def __init__(self, *args, run_dir: Location, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.run_dir = run_dir
+
+    def _shared(self) -> dict[int, str]:
+        """The objects that are the study and its storage: saved by reference, rebuilt on restore."""
+        study = self._ot_study
+        return {id(o): key for key, o in (("storage", self._storage), ("study", study),
+                                          ("cached", getattr(study, "_storage", None))) if o is not None}
+
+    def __getstate__(self) -> dict[str, Any]:  # tuner.pkl: no connection to a file of this machine
+        return {**self.__dict__, "_storage": None, "_ot_study": None, "_ot_trials": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._storage is None and self._study_name != "optuna":  # "optuna": OptunaSearch's in-memory study
+            self._storage = _sqlite_storage(RunDir(self.run_dir).study_local)
+
+    def save(self, checkpoint_path: str) -> None:
+        if self._storage is None or self._ot_study is None:
+            return super().save(checkpoint_path)
+        with sqlite3.connect(RunDir(self.run_dir).study_local) as db:
+            study_bytes = db.serialize()  # one consistent snapshot, even while the sampler writes
+        shared = self._shared()
+        buffer = io.BytesIO()
+        pickle.dump({self._STUDY_STATE: study_bytes, "study_name": self._study_name}, buffer)
+        pickler = pickle.Pickler(buffer)
+        pickler.persistent_id = lambda obj: shared.get(id(obj))
+        pickler.dump(self.__dict__.copy())
+        with open(checkpoint_path, "wb") as out:
+            out.write(buffer.getvalue())
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            head = pickle.load(file)
+            if not (isinstance(head, dict) and self._STUDY_STATE in head):  # OptunaSearch's own format
+                file.seek(0)
+                return super().restore(checkpoint_path)
+            local = RunDir(self.run_dir).study_local
+            rdb = _sqlite_storage(local)
+            if head["study_name"] not in optuna.get_all_study_names(rdb):  # this machine never had the study: Tune's copy
+                rdb.engine.dispose()
+                files.write_atomic(local, lambda tmp: tmp.write_bytes(head[self._STUDY_STATE]))
+                rdb = _sqlite_storage(local)
+            study = optuna.load_study(study_name=head["study_name"], storage=rdb)
+            objects = {"storage": rdb, "study": study, "cached": study._storage}
+            unpickler = pickle.Unpickler(file)
+            unpickler.persistent_load = objects.__getitem__
+            self.__dict__.update(unpickler.load())
+        study.sampler = self._sampler
+
+
+def _sqlite_storage(path: Path) -> optuna.storages.RDBStorage:
+    """Optuna's storage in the SQLite file at path (made, with its folder, if absent)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}")
+
+
+def study_bytes(run_dir: Location) -> bytes | None:
+    """A consistent copy of the run's live Optuna study, as SQLite file bytes; None if there is none."""
+    local = RunDir(run_dir).study_local
+    if not local.is_file():
+        return None
+    with sqlite3.connect(local) as db:
+        return db.serialize()
+
+
 class RecordKeeper(tune.Callback):
     """Folds every trial result into our records and rewrites the CSVs, in the driver, as results arrive.
 
@@ -146,9 +229,10 @@ class RecordKeeper(tune.Callback):
     """
 
     WRITE_EVERY_S = 1.0
+    PATIENCE_S = 300.0  # at the experiment's end, how long to keep trying a storage that does not answer
 
-    def __init__(self, run_dir: Path, stage: Stage = Stage.SEARCH, on_write: Callable[[], None] | None = None):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: Location, stage: Stage = Stage.SEARCH, on_write: Callable[[], None] | None = None):
+        self.run_dir = RunDir(run_dir).path
         self.stage = stage
         self.on_write = on_write
         self.records = leaderboard.Records()
@@ -162,12 +246,27 @@ class RecordKeeper(tune.Callback):
         self.records.report(trial.trial_id, params, extras.get(BASELINE_KEY, ""), result, stage=self.stage,
                             finalist_of=extras.get(FINALIST_KEY, ""))
 
-    def _write(self, now: bool = True) -> None:
-        if now or time.monotonic() - self.written >= self.WRITE_EVERY_S:
-            leaderboard.write(self.run_dir, self.records)
-            self.written = time.monotonic()
-            if self.on_write:
-                self.on_write()
+    def _write(self, now: bool = True, must: bool = False) -> None:
+        """Rewrite the files (now, or if WRITE_EVERY_S passed). A failed write (a bucket gone for a while) keeps
+        the records in memory for the next one, which writes them all; must: retry for up to PATIENCE_S, then raise."""
+        if not (now or must or time.monotonic() - self.written >= self.WRITE_EVERY_S):
+            return
+        deadline = time.monotonic() + self.PATIENCE_S
+        while True:
+            try:
+                leaderboard.write(self.run_dir, self.records)
+                break
+            except OSError as e:
+                if not must or time.monotonic() > deadline:
+                    if must:
+                        raise
+                    print(f"records: could not write them to {self.run_dir} ({exception_line(str(e))}); "
+                          "kept, written with the next result", file=sys.stderr, flush=True)
+                    return
+                time.sleep(5)
+        self.written = time.monotonic()
+        if self.on_write:
+            self.on_write()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self._report(trial, result)
@@ -188,7 +287,7 @@ class RecordKeeper(tune.Callback):
         # After a driver crash, Ray's saved state can lag: a trial the dead driver had started may be
         # unknown to the restored experiment, which samples a new trial in its place. Say so.
         self.records.mark_lost(known={t.trial_id for t in trials}, stage=self.stage)
-        self._write()
+        self._write(must=True)
 
 
 class FixedConfigs(Searcher):
@@ -205,20 +304,20 @@ class FixedConfigs(Searcher):
         pass
 
 
-def search(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources,
+def search(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources,
            watchers: Watchers = Watchers()) -> leaderboard.Records:
     """The search stage, Tune's experiment in run_dir/tune; every trial's record when it ends."""
     make_tuner(space, train, val, run_dir, resources, watchers).fit()
     return leaderboard.Records.load(run_dir)  # RecordKeeper wrote them at the experiment's end
 
 
-def resume_search(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources) -> leaderboard.Records:
+def resume_search(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources) -> leaderboard.Records:
     """The interrupted search stage continued to its budget (see restore_tuner); every trial's record when it ends."""
     restore_tuner(run_dir, train, val, resources, space.settings).fit()
     return leaderboard.Records.load(run_dir)
 
 
-def finalists(records: leaderboard.Records, settings: Settings, train: Volumes, val: Volumes, run_dir: Path,
+def finalists(records: leaderboard.Records, settings: Settings, train: Volumes, val: Volumes, run_dir: Location,
               resources: Resources, watchers: Watchers = Watchers()) -> leaderboard.Records:
     """The finalist stage: retrain the search's top configurations that have no finished finalist yet; all records.
 
@@ -259,11 +358,11 @@ def _trainable(train: Volumes, val: Volumes, resources: Resources, trial_plan: P
     return tune.with_resources(tune.with_parameters(run_trial, train=train, val=val, plan=trial_plan, gpu=gpu), request)
 
 
-def _run_config(run_dir: Path, name: str, stage: Stage, watchers: Watchers = Watchers()) -> tune.RunConfig:
+def _run_config(run_dir: Location, name: str, stage: Stage, watchers: Watchers = Watchers()) -> tune.RunConfig:
     """Tune's experiment in the folder `name` of the run folder, with our records and the pipeline's watchers."""
     return tune.RunConfig(
         name=name,
-        storage_path=str(Path(run_dir).resolve()),
+        **storage.tune_storage(RunDir(run_dir).path),  # a folder, or a bucket every node uploads to
         failure_config=tune.FailureConfig(max_failures=3),  # lost nodes/workers: retry from checkpoint
         # Two, not one: Ray's saved experiment state can name the checkpoint before the newest,
         # and resume fails a trial whose named checkpoint was already deleted.
@@ -279,7 +378,7 @@ def _trial_dirname(trial) -> str:
     return trial.trial_id
 
 
-def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resources: Resources,
+def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources,
                watchers: Watchers = Watchers()) -> tune.Tuner:
     """A Tuner for the space's settings, storing Ray's experiment state under run_dir/tune."""
     settings = space.settings
@@ -293,8 +392,8 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Path, resour
             n_startup_trials=settings.tpe_startup_trials(),
         )
     # The study lives in Optuna's own storage in the run folder (optuna-dashboard, optuna.load_study).
-    searcher: Searcher = OptunaSearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
-                                      **watchers.study)
+    searcher: Searcher = StudySearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
+                                     run_dir=RunDir(run_dir).path, **watchers.study)
     if settings.baselines:
         searcher = BaselinesFirst(searcher, settings.baseline_configs())
     max_concurrent = resources.max_concurrent or settings.max_concurrent
@@ -341,7 +440,7 @@ def finalist_configs(records: leaderboard.Records, settings: Settings) -> list[d
 
 
 def make_finalists_tuner(configs: list[dict[str, Any]], settings: Settings, train: Volumes, val: Volumes,
-                         run_dir: Path, resources: Resources, watchers: Watchers = Watchers()) -> tune.Tuner:
+                         run_dir: Location, resources: Resources, watchers: Watchers = Watchers()) -> tune.Tuner:
     """The finalist stage: each configuration trains its full budget (no scheduler), as many at once as fit.
 
     Each call is a new experiment (tune-finalists, then tune-finalists-2, ... after a resume).
@@ -357,18 +456,18 @@ def make_finalists_tuner(configs: list[dict[str, Any]], settings: Settings, trai
     )
 
 
-def restore_tuner(run_dir: Path, train: Volumes, val: Volumes, resources: Resources, settings: Settings) -> tune.Tuner:
+def restore_tuner(run_dir: Location, train: Volumes, val: Volumes, resources: Resources, settings: Settings) -> tune.Tuner:
     """The interrupted search's Tuner: finished trials stay finished, unfinished ones continue from checkpoints."""
     return tune.Tuner.restore(
-        str(RunDir(run_dir).tune.resolve()),
+        **storage.tune_restore(RunDir(run_dir).tune),
         trainable=_trainable(train, val, resources, plan(settings)),
         resume_unfinished=True,
         resume_errored=True,
     )
 
 
-def can_restore(run_dir: Path) -> bool:
-    return tune.Tuner.can_restore(str(RunDir(run_dir).tune.resolve()))
+def can_restore(run_dir: Location) -> bool:
+    return tune.Tuner.can_restore(**storage.tune_restore(RunDir(run_dir).tune))
 
 
 def failure_status(error: BaseException | None) -> str:

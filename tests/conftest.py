@@ -22,3 +22,27 @@ def small_data_file(tmp_path_factory):
     h5file.write(path, {"X_train": x_train, "y_train": y_train, "X_test": x_test, "y_test": y_test})
     assert np.bincount(y_train).min() > 0
     return path
+
+
+# --- issue 18: a real S3 server (SeaweedFS, tests/s3.py), started once, only by the tests that ask for it ---
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """SeaweedFS's S3 gateway on loopback with the bucket `runs`, a writer and a read-only identity."""
+    from s3 import seaweedfs
+
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch, tmp_path):
+    """This test's environment: the writer's keys and the endpoint only, no AWS files, no instance metadata."""
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server

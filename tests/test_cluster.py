@@ -126,6 +126,23 @@ def test_kuberay_rayjob_manifest():
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
 
 
+def test_kuberay_rayjob_s3_manifest_needs_no_shared_volume_and_gives_every_pod_the_bucket_keys():
+    (doc,) = _docs("rayjob-s3.yaml")
+    assert doc["apiVersion"] == "ray.io/v1" and doc["kind"] == "RayJob"
+    spec = doc["spec"]
+    assert spec["entrypoint"].startswith(ENTRYPOINT) and " --results s3://" in spec["entrypoint"]
+    cluster = spec["rayClusterSpec"]
+    assert cluster["rayVersion"] == ray.__version__ and cluster["authOptions"]["mode"] == "token"
+    templates = [cluster["headGroupSpec"]["template"], *(g["template"] for g in cluster["workerGroupSpecs"])]
+    for template in templates:
+        pod = template["spec"]
+        assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]  # the bucket is the run folder
+        container = pod["containers"][0]
+        assert container["envFrom"] == [{"secretRef": {"name": "conv3d-search-s3"}}]
+        assert "AWS_ENDPOINT_URL" in {e["name"] for e in container["env"]}
+        assert "AWS_SECRET_ACCESS_KEY" not in json.dumps(container["env"])  # keys only from the Secret
+
+
 def test_dockerfile_builds_on_the_installed_ray_and_installs_the_gpu_extra():
     text = (CLUSTER_DIR / "Dockerfile").read_text()
     assert f"FROM rayproject/ray:{ray.__version__}-py311-gpu" in text.splitlines()

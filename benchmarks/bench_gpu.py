@@ -76,8 +76,9 @@ def measure(name: str, processes: int, args: argparse.Namespace, data_file: Path
     params = SMOKE if args.cpu_smoke else CONFIG
     command = [sys.executable, __file__, "--worker", "--data", str(data_file), "--rows", str(args.rows),
                "--params", json.dumps(params), "--gpus", str(0 if args.cpu_smoke else 1 / processes), "--cpus", "1"]
+    errors = [open(folder / f"w{i}.err", "w") for i in range(processes)]
     workers = [subprocess.Popen([*command, "--log", str(folder / f"w{i}.log")], env=env, stdout=subprocess.DEVNULL,
-                                stderr=open(folder / f"w{i}.err", "w")) for i in range(processes)]
+                                stderr=errors[i]) for i in range(processes)]
     rates = {}
     try:
         for phase in PRECISIONS:
@@ -90,8 +91,9 @@ def measure(name: str, processes: int, args: argparse.Namespace, data_file: Path
             print(f"  {name:<14} {phase:<15} {rates[phase]:7.2f} epochs/s aggregate "
                   f"({rates[phase] / processes:.3f} per trial)", flush=True)
     finally:
-        for w in workers:
+        for w, err in zip(workers, errors):
             w.kill()
+            err.close()
         shutil.rmtree(folder, ignore_errors=True)
     return rates
 

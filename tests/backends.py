@@ -32,7 +32,7 @@ def rerun(backend: str, *tests: str, timeout: float = 900) -> None:
         pytest.skip("already a re-run under another backend")
     skip_unless_installed(backend)
     env = {**os.environ, "KERAS_BACKEND": backend, RERUN: "1"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not backend_free", *tests],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "-m", "not backend_free", *tests],
                           cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"under {backend}:\n" + "\n".join(done.stdout.splitlines()[-40:])

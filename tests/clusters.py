@@ -14,6 +14,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 
+import psutil
 from ray.cluster_utils import Cluster
 
 # Drivers that join with an explicit --address must ask for token auth themselves (Ray turns it on
@@ -22,8 +23,9 @@ DRIVER_ENV = {"RAY_AUTH_MODE": "token"}
 
 
 class LocalCluster:
-    def __init__(self, cluster: Cluster, workers: dict):
+    def __init__(self, cluster: Cluster, workers: dict, root: str):
         self.cluster, self.workers = cluster, workers  # workers: node name -> Ray's Node
+        self.root = root  # its RAY_TMPDIR, which every process of its nodes inherits
 
     @property
     def address(self) -> str:
@@ -36,6 +38,17 @@ class LocalCluster:
     @property
     def dashboard_url(self) -> str:
         return "http://" + self.cluster.webui_url
+
+    def processes(self, cmdline_part: str) -> list[psutil.Process]:
+        """This cluster's live processes whose command line has cmdline_part (other Rays on the machine are not ours)."""
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            try:
+                if cmdline_part in " ".join(process.info["cmdline"] or []) and process.environ().get("RAY_TMPDIR") == self.root:
+                    found.append(process)
+            except (psutil.Error, OSError):
+                continue
+        return found
 
     def kill(self, name: str, timeout: float = 45) -> None:
         """Lose a worker node: SIGKILL its raylet and agents (no graceful shutdown; its Ray workers exit
@@ -72,7 +85,7 @@ def local_cluster(workers: int = 2, *, cpus_per_worker: int = 1, dashboard: bool
         nodes = {f"worker-{i}": cluster.add_node(num_cpus=cpus_per_worker, node_name=f"worker-{i}")
                  for i in range(1, workers + 1)}
         cluster.wait_for_nodes()
-        yield LocalCluster(cluster, nodes)
+        yield LocalCluster(cluster, nodes, root)
     finally:
         cluster.shutdown()
         for key, value in saved.items():
@@ -82,6 +95,20 @@ def local_cluster(workers: int = 2, *, cpus_per_worker: int = 1, dashboard: bool
                 os.environ[key] = value
         _refresh_auth_mode()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def ensure_auth_token() -> None:
+    """Create Ray's token (~/.ray/auth_token) now if there is none, so parallel test workers never race to write it."""
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        _refresh_auth_mode()
+    finally:
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE")
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
+        _refresh_auth_mode()
 
 
 def _refresh_auth_mode() -> None:

@@ -10,6 +10,33 @@ import pytest
 from search.data import h5file, regenerate
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# XLA's CPU compiler at its lowest optimization level, for this process and every CLI, Ray node and trial the
+# tests start: under JAX compiling dominates the tests' tiny models (the JAX re-run takes 86 instead of 152
+# CPU-seconds); TensorFlow does not use XLA on CPU.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the xdist controller (or a plain run), before any worker starts
+        from clusters import ensure_auth_token
+
+        ensure_auth_token()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked `long` (a whole search or more) and those sharing a run (xdist_group) first: the xdist workers
+    (pyproject) start them at once and fill in with the short ones, so they finish together instead of one worker
+    ending on a long test. A group stays together, so `-n 0` builds each shared run once too."""
+    items.sort(key=lambda item: not (item.get_closest_marker("long") or item.get_closest_marker("xdist_group")))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Fail a grouped test if xdist's loadgroup stopped grouping (it tags node ids, which pytest 9.2 ignores:
+    pytest-xdist #1386): the tests that share one run would each start their own, silently, on other workers."""
+    if getattr(item.config.option, "loadgroup", False) and item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+        pytest.fail("pytest-xdist's --dist loadgroup did not group this test (pytest-xdist #1386): "
+                    "install the pytest that pyproject.toml's test extra asks for", pytrace=False)
 
 
 @pytest.fixture(scope="session")

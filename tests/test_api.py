@@ -20,6 +20,7 @@ def space(hp):
 '''
 
 
+@pytest.mark.long
 def test_a_tiny_search_through_the_python_api(small_data_file, tmp_path):
     space = tmp_path / "api.py"
     space.write_text(SPACE)

@@ -47,6 +47,8 @@ def test_train_sample_0_matches_the_published_check_values():
     assert counts.sum() == 25700
 
 
+@pytest.mark.xdist_group("regenerated")
+@pytest.mark.long
 def test_regenerated_file_has_kaggle_layout_and_class_counts(regenerated):
     path, _ = regenerated
     with h5py.File(path) as f:
@@ -67,6 +69,7 @@ def test_regenerated_file_has_kaggle_layout_and_class_counts(regenerated):
     assert path.stat().st_size < 100e6  # compressed, not the 393 MB of raw float64
 
 
+@pytest.mark.xdist_group("regenerated")
 def test_cache_is_reused_with_its_checksum(regenerated):
     path, first_seconds = regenerated
     mtime = path.stat().st_mtime_ns

@@ -11,6 +11,7 @@ from backends import OTHER_BACKENDS, rerun
 BACKEND_SENSITIVE = ("tests/test_model.py", "tests/test_augment.py", "tests/test_train.py")
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("backend", OTHER_BACKENDS)
 def test_under_other_backends(backend):
     rerun(backend, *BACKEND_SENSITIVE)

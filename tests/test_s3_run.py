@@ -89,6 +89,7 @@ def own_s3(tmp_path, monkeypatch):
     s3fs.S3FileSystem.clear_instance_cache()  # pandas' s3fs keeps a client per process, on this server's endpoint
 
 
+@pytest.mark.long
 def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resumes_elsewhere(own_s3, small_data_file,
                                                                                           tmp_path):
     server = own_s3.server  # the same endpoint, keys and bucket after the outage

@@ -38,6 +38,8 @@ def e2e_run(small_data_file, tmp_path_factory):
     return result, results / "e2e"
 
 
+@pytest.mark.xdist_group("e2e_run")
+@pytest.mark.long
 def test_run_end_to_end(e2e_run, small_data_file):
     result, run_dir = e2e_run
     tmp_path = run_dir.parent
@@ -102,6 +104,7 @@ NOISE = ("Could not find cuda drivers", "failed call to cuInit", "absl::Initiali
          "tensorboard --logdir /tmp/ray")
 
 
+@pytest.mark.xdist_group("e2e_run")
 def test_the_run_is_quiet_and_leaves_tensorboard_logs_and_its_optuna_study(e2e_run):
     result, run_dir = e2e_run
     assert result.returncode == 0, result.stderr[-3000:]
@@ -125,6 +128,7 @@ def test_the_run_is_quiet_and_leaves_tensorboard_logs_and_its_optuna_study(e2e_r
     assert by_value[-1] <= sampled["best_val_accuracy"].max() + 1e-9 and by_value[0] >= 0
 
 
+@pytest.mark.xdist_group("e2e_run")
 def test_the_report_of_a_real_run_has_every_figure(e2e_run):
     _, run_dir = e2e_run
     page = (run_dir / "report.html").read_text()
@@ -139,6 +143,7 @@ def test_the_report_of_a_real_run_has_every_figure(e2e_run):
 
 
 @pytest.mark.skipif(not CHROMIUM and not os.environ.get("CI"), reason="Debian's chromium is not installed (see README)")
+@pytest.mark.xdist_group("e2e_run")
 def test_the_report_opens_in_a_headless_browser(e2e_run):
     from playwright.sync_api import sync_playwright
 
@@ -161,6 +166,7 @@ def test_the_report_opens_in_a_headless_browser(e2e_run):
     assert screenshot.stat().st_size > 50_000
 
 
+@pytest.mark.long
 def test_run_under_jax_uses_it_in_every_trial_and_the_final(small_data_file, tmp_path):
     skip_unless_installed("jax")
     space = tmp_path / "small.py"  # two small trials of 2 epochs, no finalists: JAX compiles each model anew, slowly on CPU
@@ -189,6 +195,7 @@ def _trial_backends(run_dir: Path, key: str = "backend") -> set[str]:
     return {json.loads(line).get(key) for line in lines if json.loads(line).get("epoch")}
 
 
+@pytest.mark.long
 def test_a_time_budget_ends_the_search_and_gpu_settings_reach_every_trial(small_data_file, tmp_path):
     """time_budget_s stops the search stage before its sample cap (then the run goes on); --precision reaches every
     trial; --mps where MPS cannot start (no NVIDIA tools here) is one line, recorded, and the run goes on."""
@@ -208,6 +215,7 @@ def test_a_time_budget_ends_the_search_and_gpu_settings_reach_every_trial(small_
     assert _trial_backends(run_dir, "precision") == {"mixed_bfloat16"}
 
 
+@pytest.mark.long
 def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):
     run_dir = tmp_path / "killed"
     log = tmp_path / "driver.log"
@@ -234,6 +242,7 @@ def test_resume_after_the_driver_is_killed(small_data_file, tmp_path):
     assert len(json.loads((run_dir / "run.json").read_text())["resumed"]) == 1
 
 
+@pytest.mark.long
 def test_sigterm_stops_cleanly_and_resume_loses_nothing_and_reruns_nothing(small_data_file, tmp_path):
     # SIGTERM to the driver alone, as `ray job stop`, Kubernetes or a batch scheduler sends it.
     run_dir = tmp_path / "stopped"
@@ -267,6 +276,7 @@ def test_sigterm_stops_cleanly_and_resume_loses_nothing_and_reruns_nothing(small
     assert len(results) == 2 * 4 and all(r["training_iteration"] == r["epoch"] for r in results)
 
 
+@pytest.mark.long
 def test_resume_after_the_driver_is_killed_in_the_finalist_stage(small_data_file, tmp_path):
     run_dir = tmp_path / "killed"
     log = tmp_path / "driver.log"

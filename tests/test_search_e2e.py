@@ -31,10 +31,10 @@ def _run_args(data: Path, results: Path, name: str, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def e2e_run(small_data_file, tmp_path_factory):
-    """One real search of the tiny space (6 sampled trials, a baseline, 2 finalists, the final test): (result, run folder)."""
+    """One real search of the tiny space (4 sampled trials, a baseline, 2 finalists, the final test): (result, run folder)."""
     results = tmp_path_factory.mktemp("e2e")
     # One trial at a time: ASHA then sees results in a fixed order, so its decisions are repeatable.
-    result = _search(*_run_args(small_data_file, results, "e2e", "--samples", "6", "--max-concurrent", "1"))
+    result = _search(*_run_args(small_data_file, results, "e2e", "--samples", "4", "--max-concurrent", "1"))
     return result, results / "e2e"
 
 
@@ -49,8 +49,8 @@ def test_run_end_to_end(e2e_run, small_data_file):
     board = pd.read_csv(run_dir / "leaderboard.csv")
     assert board.columns[: len(leaderboard.LEADERBOARD_COLUMNS)].tolist() == leaderboard.LEADERBOARD_COLUMNS
     assert {"blocks", "padding", "filters", "dense_units", "input_mode"} <= set(board.columns)
-    assert len(board) == 9 and set(board["status"]) <= TERMINAL  # 6 sampled trials, 1 baseline, 2 finalists
-    assert board["rank"].tolist() == list(range(1, 10))
+    assert len(board) == 7 and set(board["status"]) <= TERMINAL  # 4 sampled trials, 1 baseline, 2 finalists
+    assert board["rank"].tolist() == list(range(1, 8))
     # The finalists rank first: the top two clean search trials, retrained for max_epochs with the next seed.
     finalists, searched = board[board["stage"] == "finalist"], board[board["stage"] == "search"]
     assert finalists.index.tolist() == [0, 1] and (finalists["status"] == "completed").all()
@@ -122,7 +122,7 @@ def test_the_run_is_quiet_and_leaves_tensorboard_logs_and_its_optuna_study(e2e_r
     # Optuna's own storage: one Optuna trial per sampled Tune trial (baselines and finalists are not TPE's).
     study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     sampled = board[(board["stage"] == "search") & board["baseline"].isna()]
-    assert len(study.trials) == len(sampled) == 6
+    assert len(study.trials) == len(sampled) == 4
     assert {t.state for t in study.trials} == {optuna.trial.TrialState.COMPLETE}
     by_value = sorted(t.value for t in study.trials)  # the value told is the trial's last reported val_accuracy
     assert by_value[-1] <= sampled["best_val_accuracy"].max() + 1e-9 and by_value[0] >= 0
@@ -169,12 +169,12 @@ def test_the_report_opens_in_a_headless_browser(e2e_run):
 @pytest.mark.long
 def test_run_under_jax_uses_it_in_every_trial_and_the_final(small_data_file, tmp_path):
     skip_unless_installed("jax")
-    space = tmp_path / "small.py"  # two small trials of 2 epochs, no finalists: JAX compiles each model anew, slowly on CPU
-    space.write_text('SEARCH = {"samples": 2, "max_epochs": 2, "grace_period": 2, "finalists": 0}\n\n'
+    space = tmp_path / "small.py"  # one small trial of 2 epochs, no finalists: JAX compiles each model anew, slowly on CPU
+    space.write_text('SEARCH = {"samples": 1, "max_epochs": 2, "grace_period": 2, "finalists": 0}\n\n'
                      'def space(hp):\n    hp.Fixed("input_mode", "occupancy")\n    hp.Fixed("padding", "same")\n'
                      '    hp.Int("filters", 4, 8, step=4)\n    hp.Fixed("dense_units", 8)\n')
     result = _search("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "jax",
-                     "--max-concurrent", "2", "--backend", "jax", "--no-final",
+                     "--backend", "jax", "--no-final",
                      env={"KERAS_BACKEND": "tensorflow"})  # the flag wins over the environment
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "jax"

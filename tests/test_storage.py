@@ -160,12 +160,14 @@ def test_a_reader_never_sees_half_an_object_while_it_is_replaced(s3_env):
         where = storage.parse(s3_env.uri(_prefix("whole"))) / "trials.csv"
         versions = [bytes([ord("a") + i]) * (size + i * 4096) for i in range(6)]
         storage.write_bytes(where, versions[0])
-        done = threading.Event()
+        done, read = threading.Event(), threading.Event()
 
         def replace():
             try:
                 for version in versions[1:] * 2:
                     storage.write_bytes(where, version)
+                    read.clear()
+                    read.wait(10)  # the reader reads on while the next version is written; a starved one still gets a turn
             finally:
                 done.set()
         writer = threading.Thread(target=replace)
@@ -180,6 +182,7 @@ def test_a_reader_never_sees_half_an_object_while_it_is_replaced(s3_env):
                     continue
                 assert data in versions, f"a partial or mixed object of {len(data)} bytes"
                 seen.add(data[:1])
+                read.set()
         finally:
             writer.join()
         assert storage.read_bytes(where) == versions[-1] and len(seen) >= 2

@@ -48,7 +48,6 @@ def test_train_sample_0_matches_the_published_check_values():
 
 
 @pytest.mark.xdist_group("regenerated")
-@pytest.mark.long
 def test_regenerated_file_has_kaggle_layout_and_class_counts(regenerated):
     path, _ = regenerated
     with h5py.File(path) as f:

@@ -111,7 +111,6 @@ def faulty_run(small_data_file, tmp_path_factory):
 
 
 @pytest.mark.xdist_group("faulty_run")
-@pytest.mark.long
 def test_c_bad_trials_are_marked_with_their_reason_and_the_others_finish(faulty_run):
     board = pd.read_csv(faulty_run["run_dir"] / "leaderboard.csv").fillna({"baseline": "", "error": ""}).set_index("baseline")
     assert len(board) == 5, faulty_run["log"]

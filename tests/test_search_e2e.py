@@ -39,7 +39,6 @@ def e2e_run(small_data_file, tmp_path_factory):
 
 
 @pytest.mark.xdist_group("e2e_run")
-@pytest.mark.long
 def test_run_end_to_end(e2e_run, small_data_file):
     result, run_dir = e2e_run
     tmp_path = run_dir.parent

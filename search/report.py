@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -68,7 +69,7 @@ class ReportWriter:
     A failure is one line on stderr, never an exception: a picture must not stop a search.
     """
 
-    EVERY_S = 30.0
+    EVERY_S = float(os.environ.get("CONV3D_SEARCH_REPORT_EVERY_S", 30))  # a render costs the driver ~2 CPU-seconds
 
     def __init__(self, run_dir: Location):
         self.run_dir = RunDir(run_dir).path

@@ -14,6 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # tests start: under JAX compiling dominates the tests' tiny models (the JAX re-run takes 86 instead of 152
 # CPU-seconds); TensorFlow does not use XLA on CPU.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+# The live report once, at a run's first result, then at its end: each rewrite in between costs the driver about
+# 2 CPU-seconds, and no test looks at those (test_report.py checks the throttle itself).
+os.environ.setdefault("CONV3D_SEARCH_REPORT_EVERY_S", "3600")
 
 
 def pytest_configure(config):

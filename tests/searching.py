@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -66,7 +65,3 @@ def tail(log: Path | None, lines: int = 40) -> str:
 
 def wait(driver: subprocess.Popen, log: Path, timeout: float = 600) -> None:
     assert driver.wait(timeout=timeout) == 0, tail(log)
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text())

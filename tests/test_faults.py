@@ -1,16 +1,16 @@
 """Fault injection on a real multi-node Ray: a head (0 CPUs) and two 1-CPU worker nodes on this machine
 (Ray's ray.cluster_utils.Cluster, tests/clusters.py), and the search driven through the real CLI with --address.
 
-(a) a worker node dies mid-search, (b) the driver is SIGKILLed and resumed, (c) trials that raise,
-diverge or outgrow their memory share, (d) a pandas reader polling leaderboard.csv throughout a run,
-and the Ray dashboard in a real headless Chromium during that run.
+(a) a worker node dies mid-search, (c) trials that raise, diverge or outgrow their memory share, (d) a
+pandas reader polling leaderboard.csv throughout a run, and the Ray dashboard in a real headless Chromium
+during that run. (b), the driver SIGKILLed and the run resumed on the cluster, is checked on the same kind
+of cluster by test_s3_run.py's multi-node test, whose run folder is in a bucket.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import threading
 import time
 from pathlib import Path
@@ -19,8 +19,7 @@ import pandas as pd
 import pytest
 
 from clusters import LocalCluster, local_cluster
-from search.protocol import Status
-from searching import SPACES, finished_and_running, read_json, records, search, start, tail, wait, wait_for
+from searching import SPACES, records, start, tail, wait, wait_for
 
 CHROMIUM = shutil.which("chromium")
 
@@ -60,34 +59,6 @@ def test_a_lost_worker_node_costs_its_trials_no_checkpointed_epoch(ray_cluster, 
     board = pd.read_csv(run_dir / "leaderboard.csv").set_index("trial_id")
     assert board.loc[victim.trial_id, "node"] == f"{dead}>{survivor}"
     assert (board["epochs_trained"] == 4).all() and len(board) == 4
-
-
-@pytest.mark.long
-def test_b_a_killed_driver_resumes_on_the_cluster_without_rerunning_or_losing_trials(ray_cluster, small_data_file, tmp_path):
-    log, run_dir = tmp_path / "driver.log", tmp_path / "lost-driver"
-    # Three trials on two nodes: when the first ends, the third starts, so the kill finds one finished and one running.
-    driver = start(log, *_run_args("steady.py", small_data_file, tmp_path, "lost-driver", ray_cluster, "--samples", "3"),
-                   env=ray_cluster.env)
-    before = wait_for(run_dir, driver, "a finished and a running trial", finished_and_running, log=log)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started on this machine
-    driver.wait()
-
-    resumed = search("resume", str(run_dir), env=ray_cluster.env)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    after = records(run_dir)
-    kept = {t: r for t, r in after.items() if r.status != Status.LOST}
-    assert len(kept) == 3 and {r.status for r in kept.values()} == {"completed"}, after  # the original budget
-    for trial_id, record in before.items():  # finished before the kill: not run again
-        assert after[trial_id].epochs == record.epochs and after[trial_id].train_seconds == record.train_seconds
-    for record in after.values():  # a trial Ray's lagging state forgot is flagged, not silently dropped
-        assert record.status != Status.LOST or "driver died" in record.error
-    board = pd.read_csv(run_dir / "leaderboard.csv")
-    epochs = pd.read_csv(run_dir / "epochs.csv")
-    assert epochs.groupby("trial_id").size().to_dict() == board.set_index("trial_id")["epochs_trained"][lambda s: s > 0].to_dict()
-    assert read_json(run_dir / "run.json")["resumed"][0]["cluster"]["address"] == ray_cluster.address
-    # The killed driver's trial actors died with it (Ray ends a dead driver's actors); none is left running.
-    leftovers = ray_cluster.processes("ImplicitFunc")
-    assert not leftovers, [p.cmdline() for p in leftovers]
 
 
 # (c), (d) and the dashboard share one run of tests/spaces/faults.py: 2 sampled trials and 3 bad ones.

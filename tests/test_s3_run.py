@@ -4,8 +4,10 @@ The multi-node test: a head and two worker nodes (tests/clusters.py) that share 
 AWS credentials of their own search into a bucket; the server goes away for a while mid-search and comes back
 on the same port and data; the driver (in a fresh working directory with its own cache folder, where the live
 Optuna study is) is then SIGKILLed; another driver in another fresh directory and cache folder (as on another
-machine) resumes the run from the bucket alone; a third reads it back with `leaderboard`, `report` and
-`final s3://...`, and pandas reads the leaderboard straight from the bucket, mid-run and after.
+machine) resumes the run from the bucket alone, leaving none of the killed driver's trial actors running;
+a third reads it back with `leaderboard`, `report` and `final s3://... --rank 2` (beside final/, not over
+it), and pandas reads the leaderboard straight from the bucket, mid-run and after. This is also the test of
+a driver SIGKILLed and resumed on a multi-node cluster (test_faults.py has the other cluster faults).
 The preflight test checks the one-line refusals of a bucket that cannot be used, before Ray starts.
 """
 
@@ -120,6 +122,12 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
                        env=cluster.env)
         assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
         assert not any((tmp_path / "machine-2").iterdir())  # everything went to the bucket
+        # The killed driver's trial actors died with it (Ray ends a dead driver's actors); none is left running.
+        leftovers = cluster.processes("ImplicitFunc")
+        assert not leftovers, [p.cmdline() for p in leftovers]
+        address = cluster.address
+        final_metrics = storage.read_text(where / "final" / "test_metrics.json")
+        # Retrain and test another configuration on demand, beside (not over) final/.
         retrained = _cli(tmp_path / "machine-3", tmp_path / "cache-3", "final", uri, "--rank", "2",
                          "--address", cluster.address, env=cluster.env)
         assert retrained.returncode == 0 and f"wrote {uri}/final-rank-2" in retrained.stdout, retrained.stderr[-3000:]
@@ -146,6 +154,7 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
             assert secrets not in file.read(), name
     run_json = json.loads(storage.read_text(where / "run.json"))
     assert run_json["options"]["results"] == server.uri(prefix) and len(run_json["resumed"]) == 1
+    assert run_json["resumed"][0]["cluster"]["address"] == address
 
     # The study came back from Tune's searcher state on machine 2: it holds every trial, the first driver's too.
     (tmp_path / "optuna.db").write_bytes(storage.read_bytes(where / "optuna.db"))
@@ -154,6 +163,11 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
 
     board = pd.read_csv(f"{uri}/leaderboard.csv")  # pandas (s3fs) straight from the bucket
     assert set(board["trial_id"]) == set(after) and (board.loc[board["status"] != Status.LOST, "epochs_trained"] == 4).all()
+    epochs = pd.read_csv(f"{uri}/epochs.csv")
+    assert epochs.groupby("trial_id").size().to_dict() == board.set_index("trial_id")["epochs_trained"][lambda s: s > 0].to_dict()
+    second = json.loads(storage.read_text(where / "final-rank-2" / "test_metrics.json"))
+    assert second["params"]["epochs"] == board.set_index("rank").loc[2, "best_epoch"]
+    assert storage.read_text(where / "final" / "test_metrics.json") == final_metrics
     shown = _cli(tmp_path / "machine-3", tmp_path / "cache-3", "leaderboard", uri)
     assert shown.returncode == 0 and all(t in shown.stdout for t in kept), shown.stdout + shown.stderr
     rendered = _cli(tmp_path / "machine-3", tmp_path / "cache-3", "report", uri)  # from the bucket's copy of the study

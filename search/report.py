@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from search import leaderboard, provenance, storage
+from search.errors import UserError
 from search.protocol import Stage, Status
 from search.provenance import RunInfo
 from search.rundir import RunDir
@@ -63,13 +64,30 @@ def write(run_dir: Location) -> Location:
         return RunDir(run_dir).report
 
 
+EVERY_S_VARIABLE = "CONV3D_SEARCH_REPORT_EVERY_S"  # how often the live report may be rewritten, in seconds
+
+
+def _seconds(variable: str, default: float) -> float:
+    """A positive number of seconds from the environment variable, else default; a bad value is a UserError."""
+    value = os.environ.get(variable)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise UserError(f"${variable}={value!r}: expected a number of seconds above 0")
+    return seconds
+
+
 class ReportWriter:
     """Rewrites a run's report in a background thread, at most every EVERY_S seconds, while the search runs.
 
     A failure is one line on stderr, never an exception: a picture must not stop a search.
     """
 
-    EVERY_S = float(os.environ.get("CONV3D_SEARCH_REPORT_EVERY_S", 30))  # a render costs the driver ~2 CPU-seconds
+    EVERY_S = _seconds(EVERY_S_VARIABLE, default=30.0)  # a rewrite costs the driver about 2 CPU-seconds
 
     def __init__(self, run_dir: Location):
         self.run_dir = RunDir(run_dir).path

@@ -76,6 +76,13 @@ def test_report_command_on_a_folder_that_is_not_a_run_is_one_line_and_exit_2(tmp
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [f"error: {tmp_path / 'missing'}: not a run folder (no run.json)"]
 
 
+def test_a_bad_report_interval_is_one_line_and_exit_2(tmp_path):
+    run_dir = _run_folder(tmp_path)
+    result = search("report", str(run_dir), env={report.EVERY_S_VARIABLE: "soon"})
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: ${report.EVERY_S_VARIABLE}='soon': expected a number of seconds above 0"]
+
+
 def test_the_console_filter_drops_the_gpu_less_start_up_lines_and_keeps_real_errors():
     noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
              "I0000 00:00:1.0  1 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.\n"

@@ -1,6 +1,6 @@
 """SIGTERM and Ctrl-C (SIGINT) take the same path: outside a Tune experiment they stop at once, inside one they go
 to Tune's stop signal (SIGUSR1) and the run stops when the experiment has ended. The end-to-end stop and resume
-of a real search is test_search_e2e.py::test_sigterm_stops_cleanly_and_resume_loses_nothing_and_reruns_nothing."""
+of a real search is test_search_e2e.py::test_stopped_in_the_search_and_killed_in_the_finalist_stage_..."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ SEARCH = {
     "max_epochs": 4,
     "grace_period": 4,
     "reduction_factor": 2,
-    "finalists": 0,  # the resume and fault tests watch the search stage (finalists.py covers the other)
+    "finalists": 0,  # the fault and S3 tests watch the search stage (interrupted.py covers the other)
     "checkpoint_every": 1,  # the fault tests resume a trial from the epoch before its node died
 }
 

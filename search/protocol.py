@@ -44,9 +44,10 @@ class Stage(StrEnum):
 BASELINE_KEY = "baseline"  # the name of a baseline trial
 FINALIST_KEY = "finalist_of"  # a finalist: the search trial whose configuration it retrains
 # Fault injection, for the fault tests and chaos drills: a baseline in a space file's SEARCH may carry
-# one. "raise" raises at the start of epoch FAULT_AT_EPOCH, "nan" turns the weights to NaN there.
+# one. "raise" raises at the start of epoch FAULT_AT_EPOCH, "nan" turns the weights to NaN there, "lost"
+# ends the worker's process after uploading the epoch before's checkpoint and before reporting it.
 FAULT_KEY = "fault"
-FAULTS = ("raise", "nan")
+FAULTS = ("raise", "nan", "lost")
 FAULT_AT_EPOCH = 2  # after one checkpointed epoch
 NOT_HYPERPARAMETERS = (BASELINE_KEY, FINALIST_KEY, FAULT_KEY)
 

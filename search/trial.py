@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import posixpath
 import re
 import resource
@@ -88,14 +89,15 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
 def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: dict, started: float,
                     plan: Plan, fault: str | None = None) -> None:
     model, initial_epoch, seconds_before, history = None, 0, 0.0, []
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:  # resumed after a lost worker or driver: continue where the last epoch ended
-        model, state = _load_newest(checkpoint)
+    registered = tune.get_checkpoint()
+    newest = _load_newest(registered)
+    if newest:  # resumed after a lost worker or driver: continue where the last epoch ended
+        model, state = newest
         initial_epoch, seconds_before, history = state["epoch"], state["train_seconds"], state.get("history", [])
-        # Epochs after the checkpoint Tune restored were trained (a newer checkpoint holds them) but never
-        # reached the driver: report them again, so that Tune's iteration stays equal to the epoch (ASHA's
-        # clock) and the records have no gap. Checkpoints from before "history" was kept have only "last".
-        known = _epoch_of(checkpoint, default=initial_epoch)
+        # Epochs after the checkpoint Tune restored (none: iteration 0) were trained but never reached the
+        # driver: report them again, so that Tune's iteration stays equal to the epoch (ASHA's clock) and
+        # the records have no gap. Checkpoints from before "history" was kept have only "last".
+        known = _epoch_of(registered, default=initial_epoch) if registered else 0
         missed = history[known:initial_epoch] if history else [state["last"]] if initial_epoch > known else []
         for metrics in missed:
             tune.report(metrics)
@@ -103,37 +105,44 @@ def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: 
             if not missed:
                 tune.report({**state["last"], "status": Status.COMPLETED})
             return
-    report = _ReportEachEpoch(params, {**info, "resumed_from": initial_epoch}, started - seconds_before, plan, history)
-    callbacks = [report] + ([_InjectFault(fault)] if fault else [])
+        fault = None  # an injected fault fires on a trial's first attempt only
+    report = _ReportEachEpoch(params, {**info, "resumed_from": initial_epoch}, started - seconds_before, plan, history,
+                              lose_worker=fault == "lost")
+    callbacks = [report] + ([_InjectFault(fault)] if fault in ("raise", "nan") else [])
     training.fit(params, train, val, initial_epoch=initial_epoch, model=model, callbacks=callbacks, verbose=0,
                  steps_per_execution=plan.steps_per_execution)
 
 
-def _load_newest(checkpoint: tune.Checkpoint) -> tuple[keras.Model, dict]:
-    """(model, state) of this trial's newest readable checkpoint, which may be newer than the one Tune names.
+def _load_newest(registered: tune.Checkpoint | None) -> tuple[keras.Model, dict] | None:
+    """(model, state) of this trial's newest readable checkpoint on storage, or None if it has none.
 
-    After a driver crash Tune restores its state as last saved, which can name the checkpoint before
-    the trial's newest (CheckpointConfig keeps two). Starting from the newest one keeps a trial that
-    had finished from training its last epoch again. The siblings are listed through the checkpoint's own
-    filesystem: a shared folder or a bucket alike.
+    Tune may restore an older one, or none: its state saved before a driver crash can lag, and it registers
+    a checkpoint only when a separate save() returns, so a worker lost in between leaves one Tune never
+    knew. Starting from the newest keeps a trial from training again what it had trained.
     """
     import pyarrow.fs as pafs
 
-    named = checkpoint.path
+    if registered:
+        filesystem, folder = registered.filesystem, posixpath.dirname(registered.path)
+    else:
+        storage = tune.get_context().get_storage()
+        filesystem, folder = storage.storage_filesystem, storage.trial_fs_path
     try:
-        beside = checkpoint.filesystem.get_file_info(pafs.FileSelector(posixpath.dirname(named)))
+        beside = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
         newest_first = sorted((i.path for i in beside if i.type == pafs.FileType.Directory
                                and posixpath.basename(i.path).startswith("checkpoint_")), reverse=True)
     except OSError:
         newest_first = []
-    for directory in newest_first or [named]:
+    for directory in newest_first or ([registered.path] if registered else []):
         try:
-            with tune.Checkpoint(str(directory), checkpoint.filesystem).as_directory() as local:
+            with tune.Checkpoint(str(directory), filesystem).as_directory() as local:
                 state = json.loads((Path(local) / "state.json").read_text())
                 return keras.models.load_model(Path(local) / "model.keras"), state
         except Exception:  # noqa: BLE001 - half-written (its node died while saving it): try an older one
             continue
-    raise RuntimeError(f"no readable checkpoint next to {named}")
+    if registered:
+        raise RuntimeError(f"no readable checkpoint next to {registered.path}")
+    return None
 
 
 def _epoch_of(checkpoint: tune.Checkpoint, default: int) -> int:
@@ -166,10 +175,11 @@ class _ReportEachEpoch(keras.callbacks.Callback):
     """Reports each epoch's metrics to Tune, with a checkpoint of the model to resume from where the plan says."""
 
     def __init__(self, params: dict[str, Any], info: dict, started: float, plan: Plan = Plan(),
-                 history: list[dict] | None = None):
+                 history: list[dict] | None = None, lose_worker: bool = False):
         super().__init__()
         self.params_, self.info, self.started, self.plan = params, info, started, plan
         self.history = list(history or [])  # every epoch's report so far, kept in each checkpoint
+        self.lose_worker = lose_worker  # the injected fault "lost" (protocol.FAULTS)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
@@ -200,7 +210,21 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             state = {"epoch": epoch + 1, "train_seconds": metrics["train_seconds"], "last": metrics,
                      "history": self.history}
             (Path(directory) / "state.json").write_text(json.dumps(state))
+            if self.lose_worker and epoch + 1 == FAULT_AT_EPOCH - 1:
+                _die_after_upload(directory)
             report_checkpoint(metrics, directory)
+
+
+def _die_after_upload(directory: str) -> None:
+    """The fault "lost": upload the checkpoint as tune.report would, then end this worker before reporting it.
+
+    Tune then restarts the trial with no checkpoint registered, as when a node dies between an epoch's
+    upload and Tune's save() of it; the trial's own newest checkpoint on storage must carry it on.
+    """
+    storage = tune.get_context().get_storage()
+    storage.current_checkpoint_index += 1  # the folder tune.report would have used next
+    storage.persist_current_checkpoint(tune.Checkpoint.from_directory(directory))
+    os._exit(1)
 
 
 UPLOAD_PATIENCE_S = 300.0  # how long a trial waits for its storage (an object store gone for a while) to answer

@@ -61,7 +61,7 @@ def test_a_lost_worker_node_costs_its_trials_no_checkpointed_epoch(ray_cluster, 
     assert (board["epochs_trained"] == 4).all() and len(board) == 4
 
 
-# (c), (d) and the dashboard share one run of tests/spaces/faults.py: 2 sampled trials and 3 bad ones.
+# (c), (d) and the dashboard share one run of tests/spaces/faults.py: 2 sampled trials and 4 faulty ones.
 
 @pytest.fixture(scope="module")
 def faulty_run(small_data_file, tmp_path_factory):
@@ -84,7 +84,7 @@ def faulty_run(small_data_file, tmp_path_factory):
 @pytest.mark.xdist_group("faulty_run")
 def test_c_bad_trials_are_marked_with_their_reason_and_the_others_finish(faulty_run):
     board = pd.read_csv(faulty_run["run_dir"] / "leaderboard.csv").fillna({"baseline": "", "error": ""}).set_index("baseline")
-    assert len(board) == 5, faulty_run["log"]
+    assert len(board) == 6, faulty_run["log"]
     assert board.loc["raises", "status"] == "error"
     assert board.loc["raises", "error"] == "RuntimeError: injected fault at epoch 2"
     assert board.loc["raises", "epochs_trained"] == 1  # what it finished before failing is kept
@@ -96,6 +96,16 @@ def test_c_bad_trials_are_marked_with_their_reason_and_the_others_finish(faulty_
     good = board.loc[""]
     assert len(good) == 2 and (good["status"] == "completed").all() and (good["epochs_trained"] == 3).all()
     assert (good["best_val_accuracy"] > 0).all()
+
+
+@pytest.mark.xdist_group("faulty_run")
+def test_c_a_worker_lost_before_tune_registered_its_checkpoint_resumes_from_that_checkpoint(faulty_run):
+    board = pd.read_csv(faulty_run["run_dir"] / "leaderboard.csv").fillna({"baseline": ""}).set_index("baseline")
+    assert board.loc["lost", "status"] == "baseline" and board.loc["lost", "epochs_trained"] == 3  # trained cleanly
+    epochs = pd.read_csv(faulty_run["run_dir"] / "epochs.csv", dtype={"trial_id": str})
+    lost = epochs[epochs["trial_id"] == str(board.loc["lost", "trial_id"])].set_index("epoch")
+    # Epoch 1 reached Tune only through the checkpoint it left on storage; epoch 2 trained on from it.
+    assert list(lost.index) == [1, 2, 3] and list(lost["resumed_from"]) == [0, 1, 1], lost
 
 
 @pytest.mark.xdist_group("faulty_run")

@@ -298,7 +298,7 @@ def test_baselines_are_presets_or_named_configurations_capped_and_seeded_like_tr
     for entry, message in [
         ({"preset": "machinecurve"}, r"=\{'preset': 'machinecurve'\} needs a unique 'name' string, got None"),
         ({"name": "x", "preset": "mnist"}, r"='x' names unknown preset 'mnist'"),
-        ({"name": "x", "fault": "segfault"}, r"='x' has unknown fault 'segfault' \(known: raise, nan\)"),
+        ({"name": "x", "fault": "segfault"}, r"='x' has unknown fault 'segfault' \(known: raise, nan, lost\)"),
         ({"name": "x", "filters": 1}, r"='x' parameter 'filters': expected a value in \[4, 512\], got 1"),
         (3, r"=3 must be a preset name or a \{'name': ...\} dict"),
     ]:

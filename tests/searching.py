@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from search import leaderboard, protocol
@@ -16,6 +17,12 @@ from search import leaderboard, protocol
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "tests" / "spaces"
 TERMINAL = protocol.ENDED  # the statuses a trial ends with
+
+
+def read_csv(path, **options) -> pd.DataFrame:
+    """A run's CSV (a path or an s3:// URI) read as the README tells a user to: trial ids as text, since
+    Tune's 8-hex-digit ids such as 051e9472 would otherwise parse as numbers (that one as inf)."""
+    return pd.read_csv(path, dtype={"trial_id": str, "finalist_of": str}, **options)
 
 
 def search(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

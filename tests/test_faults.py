@@ -15,11 +15,10 @@ import threading
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from clusters import LocalCluster, local_cluster
-from searching import SPACES, records, start, tail, wait, wait_for
+from searching import SPACES, read_csv, records, start, tail, wait, wait_for
 
 CHROMIUM = shutil.which("chromium")
 
@@ -56,7 +55,7 @@ def test_a_lost_worker_node_costs_its_trials_no_checkpointed_epoch(ray_cluster, 
     assert moved.epochs[min(later)]["resumed_from"] == min(later) - 1 >= max(victim.epochs)
     survivor = moved.epochs[min(later)]["node"]
     assert survivor in {"worker-1", "worker-2"} - {dead}
-    board = pd.read_csv(run_dir / "leaderboard.csv").set_index("trial_id")
+    board = read_csv(run_dir / "leaderboard.csv").set_index("trial_id")
     assert board.loc[victim.trial_id, "node"] == f"{dead}>{survivor}"
     assert (board["epochs_trained"] == 4).all() and len(board) == 4
 
@@ -83,7 +82,7 @@ def faulty_run(small_data_file, tmp_path_factory):
 
 @pytest.mark.xdist_group("faulty_run")
 def test_c_bad_trials_are_marked_with_their_reason_and_the_others_finish(faulty_run):
-    board = pd.read_csv(faulty_run["run_dir"] / "leaderboard.csv").fillna({"baseline": "", "error": ""}).set_index("baseline")
+    board = read_csv(faulty_run["run_dir"] / "leaderboard.csv").fillna({"baseline": "", "error": ""}).set_index("baseline")
     assert len(board) == 6, faulty_run["log"]
     assert board.loc["raises", "status"] == "error"
     assert board.loc["raises", "error"] == "RuntimeError: injected fault at epoch 2"
@@ -100,9 +99,9 @@ def test_c_bad_trials_are_marked_with_their_reason_and_the_others_finish(faulty_
 
 @pytest.mark.xdist_group("faulty_run")
 def test_c_a_worker_lost_before_tune_registered_its_checkpoint_resumes_from_that_checkpoint(faulty_run):
-    board = pd.read_csv(faulty_run["run_dir"] / "leaderboard.csv").fillna({"baseline": ""}).set_index("baseline")
+    board = read_csv(faulty_run["run_dir"] / "leaderboard.csv").fillna({"baseline": ""}).set_index("baseline")
     assert board.loc["lost", "status"] == "baseline" and board.loc["lost", "epochs_trained"] == 3  # trained cleanly
-    epochs = pd.read_csv(faulty_run["run_dir"] / "epochs.csv", dtype={"trial_id": str})
+    epochs = read_csv(faulty_run["run_dir"] / "epochs.csv")
     lost = epochs[epochs["trial_id"] == str(board.loc["lost", "trial_id"])].set_index("epoch")
     # Epoch 1 reached Tune only through the checkpoint it left on storage; epoch 2 trained on from it.
     assert list(lost.index) == [1, 2, 3] and list(lost["resumed_from"]) == [0, 1, 1], lost
@@ -113,7 +112,7 @@ def test_d_leaderboard_csv_parses_at_every_read_and_never_loses_a_row(faulty_run
     reads, errors = faulty_run["reads"], faulty_run["errors"]
     assert not errors, errors[:3]
     assert len(reads) >= 50  # it really was polled throughout the run
-    assert reads[-1] == frozenset(pd.read_csv(faulty_run["run_dir"] / "leaderboard.csv", dtype={"trial_id": str})["trial_id"])
+    assert reads[-1] == frozenset(read_csv(faulty_run["run_dir"] / "leaderboard.csv")["trial_id"])
     for earlier, later in zip(reads, reads[1:]):
         assert earlier <= later  # atomic rewrites: a reader sees the old file or the new one, never less
 
@@ -140,7 +139,7 @@ class _Reader(threading.Thread):
         while not self.done.is_set():
             if self.path.exists():
                 try:
-                    self.reads.append(frozenset(pd.read_csv(self.path, dtype={"trial_id": str})["trial_id"]))
+                    self.reads.append(frozenset(read_csv(self.path)["trial_id"]))
                 except Exception as e:  # noqa: BLE001 - any failure to parse is what this test looks for
                     self.errors.append(f"{type(e).__name__}: {e}")
             time.sleep(0.02)

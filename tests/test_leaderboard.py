@@ -9,6 +9,7 @@ import pandas as pd
 from search import leaderboard
 from search.protocol import Status
 from search.leaderboard import Records
+from searching import read_csv
 
 
 def _epoch(val_accuracy, val_loss=1.0):
@@ -54,8 +55,8 @@ def test_write_is_complete_and_round_trips(tmp_path):
     records = _records()
     board = leaderboard.write(tmp_path, records)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epochs.csv", "leaderboard.csv", "trials.json"]
-    assert len(pd.read_csv(tmp_path / "leaderboard.csv")) == len(board) == 4
-    epochs = pd.read_csv(tmp_path / "epochs.csv")
+    assert len(read_csv(tmp_path / "leaderboard.csv")) == len(board) == 4
+    epochs = read_csv(tmp_path / "epochs.csv")
     assert epochs.groupby("trial_id").size().to_dict() == {"a": 3, "b": 1, "d": 1}
     again = Records.load(tmp_path)
     pd.testing.assert_frame_equal(leaderboard.leaderboard(again), board)

@@ -25,14 +25,13 @@ import uuid
 from pathlib import Path
 
 import optuna
-import pandas as pd
 import pytest
 
 from clusters import local_cluster
 from s3 import seaweedfs
 from search import storage
 from search.protocol import Status
-from searching import SPACES, finished_and_running, records, tail, wait_for
+from searching import SPACES, finished_and_running, read_csv, records, tail, wait_for
 
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
                  "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
@@ -108,7 +107,7 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
         wait_for(where, driver, "a trained epoch", lambda trials: any(r.epochs for r in trials.values()), log=log)
         own_s3.outage(12)  # longer than pyarrow's own retries of an upload (3 attempts): uploads wait, records are kept
         before = wait_for(where, driver, "a finished and a running trial", finished_and_running, log=log)
-        mid_run = pd.read_csv(f"{uri}/leaderboard.csv")  # pandas, straight from the bucket, while the search runs
+        mid_run = read_csv(f"{uri}/leaderboard.csv")  # pandas, straight from the bucket, while the search runs
         assert set(before) <= set(mid_run["trial_id"]), mid_run
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, as a crash would
         driver.wait()
@@ -161,9 +160,9 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
     study = optuna.load_study(study_name="run", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert len(study.trials) == len(after) and sum(t.state.is_finished() for t in study.trials) >= len(kept)
 
-    board = pd.read_csv(f"{uri}/leaderboard.csv")  # pandas (s3fs) straight from the bucket
+    board = read_csv(f"{uri}/leaderboard.csv")  # pandas (s3fs) straight from the bucket
     assert set(board["trial_id"]) == set(after) and (board.loc[board["status"] != Status.LOST, "epochs_trained"] == 4).all()
-    epochs = pd.read_csv(f"{uri}/epochs.csv")
+    epochs = read_csv(f"{uri}/epochs.csv")
     assert epochs.groupby("trial_id").size().to_dict() == board.set_index("trial_id")["epochs_trained"][lambda s: s > 0].to_dict()
     second = json.loads(storage.read_text(where / "final-rank-2" / "test_metrics.json"))
     assert second["params"]["epochs"] == board.set_index("rank").loc[2, "best_epoch"]

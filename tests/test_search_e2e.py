@@ -18,7 +18,7 @@ import pytest
 from search import leaderboard, report
 from search.protocol import Status
 from backends import skip_unless_installed
-from searching import SPACES, TERMINAL, finished_and_running, search, start, wait_for
+from searching import SPACES, TERMINAL, finished_and_running, read_csv, search, start, wait_for
 
 TINY = SPACES / "tiny.py"
 CHROMIUM = shutil.which("chromium")
@@ -45,7 +45,7 @@ def test_run_end_to_end(e2e_run, small_data_file):
     assert result.returncode == 0, result.stderr[-3000:]
     # Its own Ray's dashboard: on loopback only, with how to log in.
     assert "Dashboard: http://127.0.0.1:" in result.stdout and "ray get-auth-token" in result.stdout, result.stdout[:2000]
-    board = pd.read_csv(run_dir / "leaderboard.csv")
+    board = read_csv(run_dir / "leaderboard.csv")
     assert board.columns[: len(leaderboard.LEADERBOARD_COLUMNS)].tolist() == leaderboard.LEADERBOARD_COLUMNS
     assert {"blocks", "padding", "filters", "dense_units", "input_mode"} <= set(board.columns)
     assert len(board) == 7 and set(board["status"]) <= TERMINAL  # 4 sampled trials, 1 baseline, 2 finalists
@@ -71,7 +71,7 @@ def test_run_end_to_end(e2e_run, small_data_file):
     assert len(infeasible) >= 1 and infeasible["error"].str.contains("spatial size").all()
     assert (board.loc[board["status"] == "completed", "epochs_trained"] == 3).all()
     assert (board["node"].dropna() != "").all()
-    epochs = pd.read_csv(run_dir / "epochs.csv")
+    epochs = read_csv(run_dir / "epochs.csv")
     assert epochs.groupby("trial_id").size().to_dict() == board.set_index("trial_id")["epochs_trained"][lambda s: s > 0].to_dict()
     best = json.loads((run_dir / "best.json").read_text())
     assert best["trial_id"] == board.loc[0, "trial_id"] and best["params"]["epochs"] == board.loc[0, "best_epoch"]
@@ -108,7 +108,7 @@ def test_the_run_is_quiet_and_leaves_tensorboard_logs_and_its_optuna_study(e2e_r
     # No traceback and no ERROR line in a clean run (Tune's lost experiment-state upload printed both: issue 17).
     assert [line for line in console.splitlines() if "Traceback" in line or re.search(r"\bERROR\b", line)] == []
     assert f"tensorboard --logdir {run_dir}" in result.stdout and "report.html" in result.stdout
-    board = pd.read_csv(run_dir / "leaderboard.csv")
+    board = read_csv(run_dir / "leaderboard.csv")
     # TensorBoard: every trial (failed and infeasible ones too) has event files in a folder named by its trial id.
     for _, row in board.iterrows():
         folder = run_dir / ("tune" if row["stage"] == "search" else "tune-finalists") / row["trial_id"]
@@ -175,7 +175,7 @@ def test_run_under_jax_uses_it_in_every_trial_and_the_final(small_data_file, tmp
     run_dir = tmp_path / "jax"
     assert json.loads((run_dir / "run.json").read_text())["backend"] == "jax"
     assert _trial_backends(run_dir) == {"jax"}  # what keras.backend.backend() said inside each trial
-    assert (pd.read_csv(run_dir / "leaderboard.csv")["epochs_trained"] == 2).all()
+    assert (read_csv(run_dir / "leaderboard.csv")["epochs_trained"] == 2).all()
     # `final` retrains under the run's backend, whatever the environment says.
     final = _search("final", str(run_dir), "--rank", "1", env={"KERAS_BACKEND": "tensorflow"})
     assert final.returncode == 0, final.stderr[-3000:]
@@ -206,7 +206,7 @@ def test_a_time_budget_ends_the_search_and_gpu_settings_reach_every_trial(small_
     run_dir = tmp_path / "budget"
     info = json.loads((run_dir / "run.json").read_text())
     assert (info["options"]["mps"], info["options"]["precision"], info["cluster"]["mps"]) == (True, "mixed_bfloat16", False)
-    board = pd.read_csv(run_dir / "leaderboard.csv")
+    board = read_csv(run_dir / "leaderboard.csv")
     assert 2 <= len(board) < 200, len(board)  # the budget, not the sample cap, ended the search
     assert _trial_backends(run_dir, "precision") == {"mixed_bfloat16"}
 
@@ -231,7 +231,7 @@ def test_stopped_in_the_search_and_killed_in_the_finalist_stage_resume_loses_not
                                        f"{run_dir}. Continue with: python -m search resume {run_dir}")
     assert "Traceback" not in output
     before = leaderboard.Records.load(run_dir).trials
-    board = pd.read_csv(run_dir / "leaderboard.csv")  # consistent with the records: every trial, one row each
+    board = read_csv(run_dir / "leaderboard.csv")  # consistent with the records: every trial, one row each
     assert sorted(board["trial_id"]) == sorted(before) and "running" in set(board["status"])
     assert not json.loads((run_dir / "run.json").read_text()).get("search_ended")
 

@@ -33,6 +33,10 @@ from search.data import Volumes
 from search.errors import one_line
 from search.protocol import BASELINE_KEY, FAULT_AT_EPOCH, FAULT_KEY, METRIC, Plan, Status, split_config
 
+# Before Tune reuses an actor (tuner.REUSE_ACTORS) it waits this long for the ended trial's thread to
+# finish; when its default, 2 s, ran out on a loaded machine it failed the next trial ("reuse requires
+# reset_config()").
+os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
 
 
 def cap_memory(budget_bytes: int) -> None:
@@ -72,6 +76,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
         except schema.Infeasible as e:  # reported at once, without training
             tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
             return
+        keras.backend.clear_session()  # in an actor Tune reused (tuner.REUSE_ACTORS): drop the last trial's models
         backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0), precision=gpu[1], mps=gpu[0])
         info["precision"] = keras.mixed_precision.global_policy().name
         if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there

@@ -45,6 +45,9 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 # The loggers are the pipeline's (Watchers): Tune's automatic TensorBoard logger makes it print a
 # `tensorboard --logdir /tmp/ray/...` hint that points at a staging folder, not at the run folder.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# A trial may run in an ended trial's actor (same resources): it skips a Ray worker's start and the Ray
+# Tune and Keras imports, seconds a trial (search.trial waits long enough for the ended trial's thread).
+REUSE_ACTORS = True
 
 
 def _snapshot_after_upload() -> None:
@@ -415,9 +418,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, re
             scheduler=scheduler,
             num_samples=settings.samples + len(settings.baselines),
             time_budget_s=settings.time_budget_s,
-            # A new actor per trial: a reused actor saves the Keras import, but Tune can then fail a
-            # trial with "reuse requires reset_config()".
-            reuse_actors=False,
+            reuse_actors=REUSE_ACTORS,
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=_run_config(run_dir, RunDir(run_dir).tune.name, Stage.SEARCH, watchers),
@@ -449,7 +450,7 @@ def make_finalists_tuner(configs: list[dict[str, Any]], settings: Settings, trai
         _trainable(train, val, resources, plan(settings, Stage.FINALIST)),
         tune_config=tune.TuneConfig(
             metric=METRIC, mode="max", search_alg=FixedConfigs(configs), num_samples=len(configs),
-            max_concurrent_trials=resources.max_concurrent or settings.max_concurrent, reuse_actors=False,
+            max_concurrent_trials=resources.max_concurrent or settings.max_concurrent, reuse_actors=REUSE_ACTORS,
             trial_dirname_creator=_trial_dirname,
         ),
         run_config=_run_config(run_dir, RunDir(run_dir).finalists_tune().name, Stage.FINALIST, watchers),

@@ -102,7 +102,7 @@ def test_c_a_worker_lost_before_tune_registered_its_checkpoint_resumes_from_that
     board = read_csv(faulty_run["run_dir"] / "leaderboard.csv").fillna({"baseline": ""}).set_index("baseline")
     assert board.loc["lost", "status"] == "baseline" and board.loc["lost", "epochs_trained"] == 3  # trained cleanly
     epochs = read_csv(faulty_run["run_dir"] / "epochs.csv")
-    lost = epochs[epochs["trial_id"] == str(board.loc["lost", "trial_id"])].set_index("epoch")
+    lost = epochs[epochs["trial_id"] == board.loc["lost", "trial_id"]].set_index("epoch")
     # Epoch 1 reached Tune only through the checkpoint it left on storage; epoch 2 trained on from it.
     assert list(lost.index) == [1, 2, 3] and list(lost["resumed_from"]) == [0, 1, 1], lost
 

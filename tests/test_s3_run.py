@@ -31,7 +31,7 @@ from clusters import local_cluster
 from s3 import seaweedfs
 from search import storage
 from search.protocol import Status
-from searching import SPACES, finished_and_running, read_csv, records, tail, wait_for
+from searching import SPACES, finished_and_running, read_csv, records, wait_for
 
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
                  "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")

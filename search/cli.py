@@ -260,10 +260,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     scores = ", ".join(f"{k} {last[k]:.4f}" for k in ("val_accuracy", "val_loss") if k in last) or f"loss {last['loss']:.4f}"
     print(f"trained {len(fitted.history)} epochs in {fitted.seconds:.0f} s: {scores}")
     if args.test:
-        metrics, _ = final.test_model(fitted.model, data.load(data_file, "test"))
+        metrics, _ = final.test_model(fitted.model, data.load(data_file, "test"), params)
         metrics.update(params=params, data=str(data_file), train_seconds=fitted.seconds, backend=keras_backend)
         files.write_json(out.test_metrics, metrics)
-        print(f"test accuracy {metrics['accuracy']:.4f} (loss {metrics['loss']:.4f}) on {metrics['samples']} samples")
+        print(f"test accuracy {metrics['accuracy']:.4f} (loss {metrics['loss']:.4f}) on {metrics['samples']} samples: "
+              f"upright rows {metrics['upright_accuracy']:.4f}, rotated rows {metrics['rotated_accuracy']:.4f}")
     print(f"wrote {out.path}")
     return 0
 
@@ -327,9 +328,14 @@ def _print_summary(summary) -> None:
           f"at epoch {best.best_epoch}){' [baseline ' + best.baseline + ']' if best.baseline else ''}"
           f"{' [finalist of ' + best.finalist_of + ']' if best.finalist_of else ''}")
     print(f"best configuration: {json.dumps(best.params)}")
-    if summary.test_accuracy is not None:
-        print(f"final test accuracy (retrained on train + validation, tested once): {summary.test_accuracy:.4f}")
     where = RunDir(summary.run_dir)
+    if summary.test_accuracy is not None:
+        from search.api import open_run
+
+        metrics = open_run(where.path).test_metrics() or {}
+        rows = (f" (upright rows {metrics['upright_accuracy']:.4f}, rotated rows {metrics['rotated_accuracy']:.4f})"
+                if "rotated_accuracy" in metrics else "")
+        print(f"final test accuracy (retrained on train + validation, tested once): {summary.test_accuracy:.4f}{rows}")
     shown = (where.leaderboard_csv, where.epochs_csv, where.best_json, where.run_json, where.final.path)
     print("wrote " + ", ".join(str(path) for path in shown))
     print(_looking_hint(where.path))

@@ -43,11 +43,20 @@ def fit(params: dict[str, Any], train: data.Volumes, val: data.Volumes | None = 
     return Fitted(model, training.history_rows(history), time.perf_counter() - started)
 
 
-def test_model(model, test_set: data.Volumes) -> tuple[dict[str, Any], np.ndarray]:
-    """The one test of a trained model: (its test metrics, the predicted digit of every test row)."""
+def test_model(model, test_set: data.Volumes, params: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """The one test of a trained model: (its test metrics, the predicted digit of every test row).
+
+    The metrics also say what each prediction averaged over (pose.averaged_views) and, in Kaggle's layout,
+    the accuracy on the upright rows (even: the original digits) and the rotated ones (odd: their copies).
+    """
+    from search import pose
     from search import train as training
 
-    return training.evaluate(model, test_set)
+    metrics, predicted = training.evaluate(model, test_set)
+    right = predicted == test_set.y
+    metrics.update(upright_accuracy=float(right[0::2].mean()), rotated_accuracy=float(right[1::2].mean()),
+                   test_time_averaging=pose.averaged_views(params))
+    return metrics, predicted
 
 
 def save_model(path: Path, model) -> Path:
@@ -65,7 +74,7 @@ def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test_set:
     assigned = ray.get_runtime_context().get_assigned_resources() if ray.is_initialized() else {}
     backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0), precision=precision, mps=mps)
     fitted = fit(params, train_full, verbose=2)
-    metrics, predicted = test_model(fitted.model, test_set)
+    metrics, predicted = test_model(fitted.model, test_set, params)
     metrics.update(params=params, train_samples=len(train_full), train_seconds=fitted.seconds,
                    history=fitted.history, backend=keras.backend.backend())
     with tempfile.TemporaryDirectory() as directory:

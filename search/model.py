@@ -8,7 +8,10 @@ Block layout (the simplest one that reproduces the three seed presets exactly)::
     conv(relu)                                  -> MaxPool3D(2) [-> BatchNorm] [-> Dropout]
     residual: conv(relu) -> conv, + 1x1x1 projection shortcut, relu -> MaxPool3D(2) [-> ...]
 
-BatchNormalization therefore sits after the pool, where the "medium" seed has it.
+BatchNormalization therefore sits after the pool, where the "medium" seed has it. With a ``pose`` other than
+"as_is" (or views), ``pose.PoseViews`` feeds the blocks the principal-axes volume, or the raw and the
+canonical volumes as two channels or two trunks side by side, and ``pose.MeanOverViews`` averages the
+softmax over the views at inference.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from keras import layers, ops
 from search.augment import Augment3D
 from search.data.colormap import LEVELS, ORANGES_LUT
 from search.params import GROWN_FILTERS_CAP, INPUT_SIZE, NUM_CLASSES, feasible, validate
+from search.pose import MeanOverViews, PoseViews
 
 
 @keras.saving.register_keras_serializable(package="conv3d_search")
@@ -61,26 +65,36 @@ def _block_filters(p: Mapping[str, Any]) -> list[int]:
     return [p.get(f"filters_{i}") or min(round(p["filters"] * p["filter_growth"] ** i), cap) for i in range(p["blocks"])]
 
 
-def _block(x, i: int, filters: int, p: Mapping[str, Any]):
-    """One conv block (see the module docstring for its layout)."""
+def _block(x, i: int, filters: int, p: Mapping[str, Any], stream: str = ""):
+    """One conv block (see the module docstring for its layout); `stream` prefixes its layers' names."""
     k, padding = p["kernel_size"], p["padding"]
+    name = f"{stream}block{i}"
     if p["residual"]:
-        shortcut = layers.Conv3D(filters, 1, kernel_initializer="he_uniform", name=f"block{i}_shortcut")(x)
+        shortcut = layers.Conv3D(filters, 1, kernel_initializer="he_uniform", name=f"{name}_shortcut")(x)
         if padding == "valid":  # the two valid convs eat k - 1 voxels per side
-            shortcut = layers.Cropping3D(k - 1, name=f"block{i}_crop")(shortcut)
+            shortcut = layers.Cropping3D(k - 1, name=f"{name}_crop")(shortcut)
         y = layers.Conv3D(filters, k, padding=padding, activation="relu", kernel_initializer="he_uniform",
-                          name=f"block{i}_conv_a")(x)
-        y = layers.Conv3D(filters, k, padding=padding, kernel_initializer="he_uniform", name=f"block{i}_conv_b")(y)
-        x = layers.Activation("relu", name=f"block{i}_relu")(layers.Add(name=f"block{i}_add")([y, shortcut]))
+                          name=f"{name}_conv_a")(x)
+        y = layers.Conv3D(filters, k, padding=padding, kernel_initializer="he_uniform", name=f"{name}_conv_b")(y)
+        x = layers.Activation("relu", name=f"{name}_relu")(layers.Add(name=f"{name}_add")([y, shortcut]))
     else:
         x = layers.Conv3D(filters, k, padding=padding, activation="relu", kernel_initializer="he_uniform",
-                          name=f"block{i}_conv")(x)
-    x = layers.MaxPool3D(2, name=f"block{i}_pool")(x)
+                          name=f"{name}_conv")(x)
+    x = layers.MaxPool3D(2, name=f"{name}_pool")(x)
     if p["batchnorm"]:
-        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
     if p["dropout"]:
-        x = layers.Dropout(p["dropout"], name=f"block{i}_dropout")(x)
+        x = layers.Dropout(p["dropout"], name=f"{name}_dropout")(x)
     return x
+
+
+def _trunk(x, p: Mapping[str, Any], stream: str = ""):
+    """The conv blocks and the flatten or pooling after them; `stream` prefixes the layers' names."""
+    for i, filters in enumerate(_block_filters(p)):
+        x = _block(x, i, filters, p, stream)
+    if p["head"] == "flatten":
+        return layers.Flatten(name=f"{stream}flatten")(x)
+    return layers.GlobalAveragePooling3D(name=f"{stream}gap")(x)
 
 
 def _network(p: Mapping[str, Any]) -> keras.Model:
@@ -91,15 +105,25 @@ def _network(p: Mapping[str, Any]) -> keras.Model:
     x = layers.Rescaling(1 / (LEVELS - 1), dtype="float32", name="occupancy")(levels)  # uint8 level -> [0, 1]
     if p["augment"] > 0:
         x = Augment3D(p["augment"], seed=p.get("seed"), dtype="float32", name="augment")(x)
-    x = Colorize(p["input_mode"], dtype="float32", name="colorize")(x)
-    for i, filters in enumerate(_block_filters(p)):
-        x = _block(x, i, filters, p)
-    x = layers.Flatten(name="flatten")(x) if p["head"] == "flatten" else layers.GlobalAveragePooling3D(name="gap")(x)
+    if p["pose"] == "as_is" and p["train_views"] == 1 and p["tta_views"] == 1:  # today's graph, unchanged
+        x = _trunk(Colorize(p["input_mode"], dtype="float32", name="colorize")(x), p)
+    else:
+        inputs = PoseViews(p["pose"], p["train_views"], p["tta_views"], seed=p.get("seed"), dtype="float32",
+                           name="pose")(x)
+        x = [Colorize(p["input_mode"], dtype="float32", name=f"colorize_{i}")(v) for i, v in enumerate(inputs)]
+        if len(x) == 1:
+            x = _trunk(x[0], p)
+        elif p.get("fusion", "channels") == "channels":
+            x = _trunk(layers.Concatenate(name="channels", dtype="float32")(x), p)
+        else:
+            x = layers.Concatenate(name="streams")([_trunk(v, p, f"s{i}_") for i, v in enumerate(x)])
     if p["dense_units"]:
         x = layers.Dense(p["dense_units"], activation="relu", kernel_initializer="he_uniform", name="dense")(x)
     if p["head_dropout"]:
         x = layers.Dropout(p["head_dropout"], name="head_dropout")(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="classes")(x)  # float32 loss
+    if p["tta_views"] > 1:
+        outputs = MeanOverViews(p["tta_views"], dtype="float32", name="mean_over_views")(outputs)
     return keras.Model(levels, outputs, name="conv3d")
 
 

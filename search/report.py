@@ -310,6 +310,9 @@ def _final_section(run_dir: Location, final: dict[str, Any] | None) -> str:
     ax.set_title(f"test accuracy {final['accuracy']:.4f} on {final['samples']} volumes", fontsize=9)
     figure.colorbar(image, ax=ax, shrink=0.8)
     out = _figure(run_dir, "confusion_matrix", figure, "confusion matrix of the final model on the test set")
+    averaged = final.get("test_time_averaging")
+    if averaged and averaged["views"] > 1:
+        out = f"<p>Each test prediction averages the {html.escape(averaged['over'])}.</p>" + out
     return out + _per_digit(run_dir, final)
 
 

@@ -194,10 +194,12 @@ def _trial_backends(run_dir: Path, key: str = "backend") -> set[str]:
 def test_a_time_budget_ends_the_search_and_gpu_settings_reach_every_trial(small_data_file, tmp_path):
     """time_budget_s stops the search stage before its sample cap (then the run goes on); --precision reaches every
     trial; --mps where MPS cannot start (no NVIDIA tools here) is one line, recorded, and the run goes on."""
-    space = tmp_path / "budget.py"
+    space = tmp_path / "budget.py"  # its trials also search the pose knobs (search.pose)
     space.write_text('SEARCH = {"samples": 200, "time_budget_s": 45, "max_epochs": 2, "grace_period": 2, "finalists": 0}\n\n'
                      'def space(hp):\n    hp.Fixed("input_mode", "occupancy")\n    hp.Fixed("padding", "same")\n'
-                     '    hp.Int("filters", 4, 8, step=4)\n    hp.Fixed("dense_units", 8)\n')
+                     '    hp.Int("filters", 4, 8, step=4)\n    hp.Fixed("dense_units", 8)\n'
+                     '    hp.Choice("pose", ["as_is", "principal_axes", "both"])\n    hp.Int("train_views", 1, 4)\n'
+                     '    hp.Int("tta_views", 1, 4)\n')
     # One trial at a time: the budget's 45 s then cost about 45 CPU-seconds, not twice that.
     result = _search("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "budget",
                      "--max-concurrent", "1", "--no-final", "--mps", "--precision", "mixed_bfloat16")
@@ -208,6 +210,8 @@ def test_a_time_budget_ends_the_search_and_gpu_settings_reach_every_trial(small_
     assert (info["options"]["mps"], info["options"]["precision"], info["cluster"]["mps"]) == (True, "mixed_bfloat16", False)
     board = read_csv(run_dir / "leaderboard.csv")
     assert 2 <= len(board) < 200, len(board)  # the budget, not the sample cap, ended the search
+    assert board["status"].isin(["completed", "stopped"]).all(), board[["status", "error"]]  # every pose trained
+    assert board["pose"].isin(["as_is", "principal_axes", "both"]).all() and board["tta_views"].between(1, 4).all()
     assert _trial_backends(run_dir, "precision") == {"mixed_bfloat16"}
 
 

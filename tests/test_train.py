@@ -42,16 +42,23 @@ def test_train_a_preset_for_one_epoch_and_test_once(small_data_file, tmp_path):
 
 
 def test_val_fraction_0_trains_on_all_of_train_as_the_final_retrain_does(small_data_file, tmp_path):
-    """The hand pick's protocol in benchmarks/gpu_session.sh: train + validation together, then one test."""
+    """The hand pick's protocol in benchmarks/gpu_session.sh: train + validation together, then one test; here with
+    the pose knobs, whose test averaged views and says so."""
     out = tmp_path / "all"
-    tiny = '{"blocks": 1, "padding": "same", "filters": 4, "dense_units": 8, "input_mode": "occupancy", "epochs": 1}'
+    tiny = ('{"blocks": 1, "padding": "same", "filters": 4, "dense_units": 8, "input_mode": "occupancy", "epochs": 1, '
+            '"pose": "both", "fusion": "streams", "train_views": 4, "tta_views": 4}')
     result = _train("--params", tiny, "--data", str(small_data_file), "--val-fraction", "0", "--test",
                     "--precision", "mixed_bfloat16", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(train 600, validation 0)" in result.stdout and "test accuracy" in result.stdout
     assert "val_accuracy" not in pd.read_csv(out / "history.csv").columns
     assert json.loads((out / "params.json").read_text())["precision"] == "mixed_bfloat16"
-    assert sum(map(sum, json.loads((out / "test_metrics.json").read_text())["confusion_matrix"])) == 200
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    assert sum(map(sum, metrics["confusion_matrix"])) == 200
+    assert "upright rows" in result.stdout and "rotated rows" in result.stdout
+    assert metrics["test_time_averaging"]["views"] == 4 and "candidate frames" in metrics["test_time_averaging"]["over"]
+    assert 0 <= metrics["upright_accuracy"] <= 1 and 0 <= metrics["rotated_accuracy"] <= 1
+    assert json.loads((out / "params.json").read_text())["params"]["fusion"] == "streams"
 
 
 @pytest.mark.parametrize(

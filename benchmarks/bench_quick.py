@@ -2,7 +2,8 @@
 
 Run: .venv/bin/python benchmarks/bench_quick.py [--results /tmp/quick-bench] [--warm-cache]
 It runs the real command (data regeneration into an empty cache, search, final retrain and test) and
-prints the ratio to the 600 s budget and the test accuracy against the tutorial's 65.6 %.
+prints the ratio to the 600 s budget, the test accuracy against the goal (85 %) and the best published
+figure on this split (77.1 %), and the upright and rotated rows apart (goal for the rotated: 80 %).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import time
 from pathlib import Path
 
 BUDGET_S = 10 * 60
-TUTORIAL = 0.656  # the MachineCurve tutorial's test accuracy on this split
+GOAL = 0.85
+ROTATED_GOAL = 0.80
+BEST_PUBLISHED = 0.771  # Aggarwal 2018, a Keras 3D CNN (the MachineCurve tutorial: 65.6 %)
 
 
 def main() -> None:
@@ -35,10 +38,12 @@ def main() -> None:
                    cwd=root, check=True, env=env)
     seconds = time.perf_counter() - started
     run_dir = Path(args.results) / name
-    accuracy = json.loads((run_dir / "final" / "test_metrics.json").read_text())["accuracy"]
+    metrics = json.loads((run_dir / "final" / "test_metrics.json").read_text())
+    accuracy = metrics["accuracy"]
     print(f"spaces/quick.py: {seconds:.0f} s wall time, {seconds / BUDGET_S:.2f}x the {BUDGET_S} s budget; "
-          f"final test accuracy {accuracy:.1%} vs the tutorial's {TUTORIAL:.1%} ({(accuracy - TUTORIAL) * 100:+.1f} points); "
-          f"run folder {run_dir}")
+          f"final test accuracy {accuracy:.2%} (goal {GOAL:.0%}; best published {BEST_PUBLISHED:.1%}, "
+          f"{(accuracy - BEST_PUBLISHED) * 100:+.1f} points): upright rows {metrics['upright_accuracy']:.2%}, "
+          f"rotated rows {metrics['rotated_accuracy']:.2%} (goal {ROTATED_GOAL:.0%}); run folder {run_dir}")
 
 
 if __name__ == "__main__":

@@ -97,23 +97,23 @@ def averaged_views(params: dict) -> dict:
 class PoseViews(keras.layers.Layer):
     """(B, n, n, n) occupancy -> the network's input volumes: a list of one or two (V*B, n, n, n) tensors.
 
-    pose "as_is": the volume itself; "principal_axes": its canonical frame; "both": [as is, canonical],
-    for two input channels (one canonical frame makes an upright 6 and 9 alike; the raw volume does not).
-    The views (the first `views` of ``view_rotations``) turn the canonical volume, or the raw one for
-    "as_is"; in "both" the raw channel stays as it is. Inference shows every sample in all
-    `test_views` views, stacked view-major along the batch (V = test_views); training shows each in one of
-    the first `train_views`, at random (V = 1).
+    pose "as_is": the volume itself; "principal_axes": its canonical frame; "both": [as is, canonical], for
+    two inputs (one canonical frame makes an upright 6 and 9 alike; the raw volume does not). The views
+    (the first k of ``view_rotations``) turn the canonical volume, or the raw one for "as_is"; in "both"
+    the raw input stays as it is. Inference shows every sample in all `tta_views` views, stacked
+    view-major along the batch (V = tta_views); training shows each in one of the first `train_views`,
+    at random (V = 1).
     """
 
-    def __init__(self, pose: str = "as_is", train_views: int = 1, test_views: int = 1, seed: int | None = None,
+    def __init__(self, pose: str = "as_is", train_views: int = 1, tta_views: int = 1, seed: int | None = None,
                  **kwargs):
         super().__init__(**kwargs)
         if pose not in POSES:
             raise ValueError(f"PoseViews pose must be one of {POSES}, got {pose!r}")
-        for name, value in (("train_views", train_views), ("test_views", test_views)):
+        for name, value in (("train_views", train_views), ("tta_views", tta_views)):
             if not 1 <= value <= len(_VIEWS):
                 raise ValueError(f"PoseViews {name} must be in [1, {len(_VIEWS)}], got {value}")
-        self.pose, self.train_views, self.test_views, self.seed = pose, int(train_views), int(test_views), seed
+        self.pose, self.train_views, self.tta_views, self.seed = pose, int(train_views), int(tta_views), seed
         self._seed_gen = keras.random.SeedGenerator(seed)
 
     def call(self, occupancy, training=None):
@@ -124,7 +124,7 @@ class PoseViews(keras.layers.Layer):
             views = ops.take(ops.convert_to_tensor(_VIEWS), pick, axis=0)  # (B, 3, 3)
             copies = 1
         else:
-            copies = self.test_views
+            copies = self.tta_views
             views = ops.repeat(ops.convert_to_tensor(_VIEWS[:copies]), batch, axis=0)  # (V*B, 3, 3), view-major
         tiled = ops.tile(x, (copies, 1, 1, 1)) if copies > 1 else x
         if self.pose == "as_is":
@@ -143,7 +143,7 @@ class PoseViews(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pose": self.pose, "train_views": self.train_views,
-                "test_views": self.test_views, "seed": self.seed}
+                "tta_views": self.tta_views, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="conv3d_search")

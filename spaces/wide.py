@@ -26,6 +26,12 @@ SEARCH = {
 
 def space(hp):
     hp.Choice("input_mode", ["rgb", "occupancy"])
+    # The input's pose (search.pose): as it is, its principal-axes frame, or both; views of the frame in
+    # training and averaged at validation and test (1 = none).
+    if hp.Choice("pose", ["as_is", "principal_axes", "both"]) == "both":
+        hp.Choice("fusion", ["channels", "streams"])
+    hp.Choice("train_views", [1, 4, 8])
+    hp.Choice("tta_views", [1, 4, 8])
     hp.Choice("kernel_size", [3, 5])
     hp.Boolean("residual")
     padding = hp.Choice("padding", ["same", "valid"])

@@ -13,14 +13,14 @@ from search.pose import MeanOverViews, PoseViews, view_rotations
 
 
 @pytest.fixture(scope="module")
-def test_volumes(small_data_file) -> np.ndarray:
+def digit_pairs(small_data_file) -> np.ndarray:
     """The small file's 200 test volumes (rows 2i, 2i+1: a digit and its randomly rotated copy), occupancy in [0, 1]."""
     return data.load(small_data_file, "test").x.astype(np.float32) / 255
 
 
 def canonical(volumes: np.ndarray, views: int = 1) -> np.ndarray:
     """(views, B, n, n, n): each volume in the first `views` candidate frames."""
-    out = PoseViews("principal_axes", test_views=views)(volumes, training=False)[0]
+    out = PoseViews("principal_axes", tta_views=views)(volumes, training=False)[0]
     return keras.ops.convert_to_numpy(out).reshape(views, len(volumes), *volumes.shape[1:])
 
 
@@ -47,10 +47,10 @@ def test_views_are_the_cube_rotations_ambiguities_first():
     assert all(abs(v[2, 2]) == 1 for v in views[:8]) and not any(abs(v[2, 2]) == 1 for v in views[8:])  # 0 <-> 1
 
 
-def test_a_quarter_turned_volume_has_the_same_canonical_volume_up_to_the_candidate_frames(test_volumes):
+def test_a_quarter_turned_volume_has_the_same_canonical_volume_up_to_the_candidate_frames(digit_pairs):
     """The frame follows the volume: turned by any cube rotation, a digit comes back to its canonical volume, or to
     one of the candidate views of it where its frame is ambiguous (near-equal variances, a third moment near 0)."""
-    volumes = test_volumes[::2][:40]  # upright digits
+    volumes = digit_pairs[::2][:40]  # upright digits
     reference = canonical(volumes, views=24)
     rng = np.random.default_rng(0)
     errors = []
@@ -63,9 +63,9 @@ def test_a_quarter_turned_volume_has_the_same_canonical_volume_up_to_the_candida
     assert (errors.min(axis=1) < 1e-3).all()  # and every other one is one of its views
 
 
-def test_a_digit_and_its_randomly_rotated_copy_correlate_in_the_canonical_frame(test_volumes):
-    raw = correlation(test_volumes[0::2], test_volumes[1::2])
-    views = canonical(test_volumes, views=4)
+def test_a_digit_and_its_randomly_rotated_copy_correlate_in_the_canonical_frame(digit_pairs):
+    raw = correlation(digit_pairs[0::2], digit_pairs[1::2])
+    views = canonical(digit_pairs, views=4)
     frame = correlation(views[0, 0::2], views[0, 1::2])
     best_view = np.max([correlation(views[0, 0::2], views[k, 1::2]) for k in range(4)], axis=0)
     assert np.median(raw) < 0.3 and np.median(frame) > 0.8, (np.median(raw), np.median(frame))
@@ -73,7 +73,7 @@ def test_a_digit_and_its_randomly_rotated_copy_correlate_in_the_canonical_frame(
 
 
 def test_an_empty_volume_stays_finite():
-    out = PoseViews("both", test_views=4)(np.zeros((2, 16, 16, 16), np.float32), training=False)
+    out = PoseViews("both", tta_views=4)(np.zeros((2, 16, 16, 16), np.float32), training=False)
     assert all(np.isfinite(keras.ops.convert_to_numpy(v)).all() for v in out)
 
 
@@ -108,10 +108,10 @@ def test_pose_layers_are_added_only_when_asked():
     ).get_layer("dense").kernel.shape[0]
 
 
-def test_a_pose_model_trains_saves_and_reloads_with_the_same_predictions(tmp_path, test_volumes):
+def test_a_pose_model_trains_saves_and_reloads_with_the_same_predictions(tmp_path, digit_pairs):
     params = {"pose": "both", "train_views": 4, "tta_views": 4, "blocks": 2, "padding": "same", "filters": 4,
               "batchnorm": True, "dense_units": 8, "augment": 0.5, "schedule": "cosine", "epochs": 1, "seed": 2}
-    levels = np.rint(test_volumes * 255).astype(np.uint8)[:64]
+    levels = np.rint(digit_pairs * 255).astype(np.uint8)[:64]
     model = m.build_model(params, steps_per_epoch=4)
     history = model.fit(levels, np.arange(64) % 10, batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -132,7 +132,7 @@ def test_bad_pose_params_are_refused_with_the_key_named(params, key):
     assert P.validate({})["pose"] == "as_is" and P.validate({})["tta_views"] == 1  # the presets do not move
 
 
-def test_mean_over_views_rejects_nothing_in_training():
+def test_mean_over_views_averages_at_inference_and_passes_training_through():
     probabilities = np.random.default_rng(0).random((8, 10)).astype(np.float32)
     layer = MeanOverViews(4)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(probabilities, training=True)), probabilities)

@@ -60,8 +60,8 @@ def _random_transforms(batch, strength: float, seed: keras.random.SeedGenerator)
     return rot, shifts
 
 
-def _resample(volumes, rotations, shifts):
-    """Trilinear resampling of (B, n, n, n) volumes, zero outside the cube.
+def resample(volumes, rotations, shifts):
+    """Trilinear resampling of (B, n, n, n) volumes, zero outside the cube (also search.pose's, into a frame).
 
     Output voxel p (centred coordinates, axes [z][y][x]) takes the input at q = R^T p + c - t, i.e. the
     content is rotated by R about the centre c, then moved by t. Integer q gives exact voxel copies.
@@ -119,7 +119,7 @@ class Augment3D(keras.layers.Layer):
         s = self.strength
         x = ops.cast(inputs, "float32")  # resample in float32 even under a mixed-precision policy
         rotations, shifts = _random_transforms(ops.shape(x)[0], s, self._seed_gen)
-        x = _resample(x, rotations, shifts)
+        x = resample(x, rotations, shifts)
         if NOISE_STD * s > 0:
             x = x * (1 + keras.random.normal(ops.shape(x), stddev=NOISE_STD * s, seed=self._seed_gen))
         return ops.cast(ops.clip(x, 0.0, 1.0), inputs.dtype)

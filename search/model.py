@@ -113,7 +113,7 @@ def _network(p: Mapping[str, Any]) -> keras.Model:
         x = [Colorize(p["input_mode"], dtype="float32", name=f"colorize_{i}")(v) for i, v in enumerate(inputs)]
         if len(x) == 1:
             x = _trunk(x[0], p)
-        elif p.get("fusion", "channels") == "channels":
+        elif p["fusion"] == "channels":
             x = _trunk(layers.Concatenate(name="channels", dtype="float32")(x), p)
         else:
             x = layers.Concatenate(name="streams")([_trunk(v, p, f"s{i}_") for i, v in enumerate(x)])

@@ -16,10 +16,10 @@ import keras
 import numpy as np
 from keras import ops
 
-from search.augment import _resample, cube_rotations
+from search.augment import cube_rotations, resample
 
 POSES = ("as_is", "principal_axes", "both")
-TARGET_SPREAD = 3.5  # voxels: the largest axis's standard deviation in the canonical frame (upright digits: 3-4)
+TARGET_SPREAD = 3.5  # voxels: the largest axis's standard deviation in the frame (an upright digit's: about 4.9)
 _EPS = 1e-6
 
 
@@ -28,7 +28,8 @@ def view_rotations() -> np.ndarray:
 
     First the identity and the three half-turns (the frame's axis signs: a third moment near zero), then
     the rest of the group that keeps axis 2 (the first two axes swapped: their variances close), then the
-    others. ``views=k`` uses the first k. On a raw volume they are plain quarter-turns of the cube.
+    others. ``train_views=k`` and ``tta_views=k`` use the first k. On a raw volume they are plain
+    quarter-turns of the cube.
     """
     rotations = cube_rotations()
 
@@ -53,7 +54,7 @@ def _monomials(n: int) -> np.ndarray:
 
 
 def principal_frames(volumes):
-    """(B, n, n, n) occupancy -> ((B, 3, 3) rotation R, (B, 3) shift t) for ``_resample`` into the canonical frame.
+    """(B, n, n, n) occupancy -> ((B, 3, 3) rotation R, (B, 3) shift t) for ``resample`` into the canonical frame.
 
     Output voxel p then reads the input at centroid + s * E p, where E's columns are the intensity-weighted
     principal axes by decreasing variance, each signed so its third moment is positive (the third is their
@@ -79,7 +80,7 @@ def principal_frames(volumes):
     e0, e1 = axes[:, :, 0] * signs[:, :1], axes[:, :, 1] * signs[:, 1:]
     frame = ops.stack([e0, e1, ops.cross(e0, e1)], axis=-1)  # columns; det +1
     scale = ops.sqrt(ops.maximum(variances[:, 0], _EPS)) / TARGET_SPREAD
-    rotation = ops.transpose(frame, (0, 2, 1)) * ops.reshape(scale, (-1, 1, 1))  # _resample reads at R^T p
+    rotation = ops.transpose(frame, (0, 2, 1)) * ops.reshape(scale, (-1, 1, 1))  # resample reads at R^T p
     return rotation, -m
 
 
@@ -130,12 +131,12 @@ class PoseViews(keras.layers.Layer):
         if self.pose == "as_is":
             if copies == 1 and not (training and self.train_views > 1):
                 return [x]
-            return [_resample(tiled, views, ops.zeros((ops.shape(views)[0], 3)))]
+            return [resample(tiled, views, ops.zeros((ops.shape(views)[0], 3)))]
         rotation, shift = principal_frames(x)
         if copies > 1:
             rotation, shift = ops.tile(rotation, (copies, 1, 1)), ops.tile(shift, (copies, 1))
         # a view F of the canonical volume reads it at F^T p: one resampling of the input at (F R)^T p
-        canonical = _resample(tiled, ops.matmul(views, rotation), shift)
+        canonical = resample(tiled, ops.matmul(views, rotation), shift)
         return [tiled, canonical] if self.pose == "both" else [canonical]
 
     def compute_output_shape(self, input_shape):

@@ -8,7 +8,7 @@ import pytest
 from keras import ops
 
 from search import augment
-from search.augment import Augment3D, _resample, cube_rotations
+from search.augment import Augment3D, resample, cube_rotations
 
 N = 16
 
@@ -97,18 +97,18 @@ def test_quarter_turn_is_exact_rot90(axis):
     rot = np.eye(3, dtype=np.float32)
     rot[j, j] = rot[k, k] = np.cos(theta)
     rot[k, j], rot[j, k] = np.sin(theta), -np.sin(theta)
-    out = A(_resample(T(x), T(np.repeat(rot[None], 3, 0)), T(np.zeros((3, 3)))))
+    out = A(resample(T(x), T(np.repeat(rot[None], 3, 0)), T(np.zeros((3, 3)))))
     np.testing.assert_array_equal(out, np.rot90(x, 1, axes=(j + 1, k + 1)))
 
 
 def test_all_quarter_turns_and_integer_shifts_are_exact_permutations():
     x = np.random.default_rng(0).random((24, N, N, N), dtype=np.float32)
     rots = cube_rotations()
-    out = A(_resample(T(x), T(rots), T(np.zeros((24, 3)))))
+    out = A(resample(T(x), T(rots), T(np.zeros((24, 3)))))
     for i in range(24):
         np.testing.assert_array_equal(out[i], rotate_np(x[i], rots[i]))
     # An integer shift moves content by t and fills with zeros.
-    shifted = A(_resample(T(x[:1]), T(np.eye(3)[None]), T([[1.0, -2.0, 0.0]])))[0]
+    shifted = A(resample(T(x[:1]), T(np.eye(3)[None]), T([[1.0, -2.0, 0.0]])))[0]
     expected = np.zeros_like(x[0])
     expected[1:, :-2, :] = x[0, :-1, 2:, :]
     np.testing.assert_array_equal(shifted, expected)
@@ -116,7 +116,7 @@ def test_all_quarter_turns_and_integer_shifts_are_exact_permutations():
 
 def test_half_voxel_shift_interpolates_linearly():
     x = np.random.default_rng(0).random((1, N, N, N), dtype=np.float32)
-    out = A(_resample(T(x), T(np.eye(3)[None]), T([[0.0, 0.0, 0.5]])))[0]
+    out = A(resample(T(x), T(np.eye(3)[None]), T([[0.0, 0.0, 0.5]])))[0]
     padded = np.concatenate([np.zeros((N, N, 1), np.float32), x[0]], axis=2)  # zero left of the cube
     np.testing.assert_allclose(out, (padded[..., :-1] + padded[..., 1:]) / 2, atol=1e-6)
 

@@ -17,6 +17,8 @@ def space(hp):
     hp.Fixed("padding", "same")
     hp.Int("filters", 4, 8, step=4)
     hp.Fixed("dense_units", 8)
+    hp.Fixed("pose", "principal_axes")  # and the final test averages two views, which the report says
+    hp.Fixed("tta_views", 2)
 '''
 
 
@@ -41,7 +43,9 @@ def test_a_tiny_search_through_the_python_api(small_data_file, tmp_path):
     assert result.best.stage == "finalist" and result.best.params["epochs"] == board.loc[0, "best_epoch"]
     assert json.loads((run_dir / "best.json").read_text()) == result.best.to_json()
     assert run.test_metrics()["accuracy"] == result.test_accuracy
+    assert run.test_metrics()["test_time_averaging"]["views"] == 2
     assert run.report == run_dir / "report.html" and run.report.is_file()
+    assert "Each test prediction averages the softmax over the first 2" in run.report.read_text()
     assert run.info().space.settings.samples == 1 and run.info().ended
 
 

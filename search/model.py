@@ -108,8 +108,8 @@ def _network(p: Mapping[str, Any]) -> keras.Model:
     if p["pose"] == "as_is" and p["train_views"] == 1 and p["tta_views"] == 1:  # today's graph, unchanged
         x = _trunk(Colorize(p["input_mode"], dtype="float32", name="colorize")(x), p)
     else:
-        inputs = PoseViews(p["pose"], p["train_views"], p["tta_views"], seed=p.get("seed"), dtype="float32",
-                           name="pose")(x)
+        seed = None if p.get("seed") is None else p["seed"] + 1  # a stream of its own, not Augment3D's
+        inputs = PoseViews(p["pose"], p["train_views"], p["tta_views"], seed=seed, dtype="float32", name="pose")(x)
         x = [Colorize(p["input_mode"], dtype="float32", name=f"colorize_{i}")(v) for i, v in enumerate(inputs)]
         if len(x) == 1:
             x = _trunk(x[0], p)

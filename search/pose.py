@@ -89,7 +89,7 @@ def averaged_views(params: dict) -> dict:
     views = params.get("tta_views", 1)
     if views == 1:
         return {"views": 1, "over": "nothing: one prediction per volume"}
-    turned = "the raw volume's cube quarter-turns" if params.get("pose", "as_is") == "as_is" else \
+    turned = "the raw volume's cube rotations" if params.get("pose", "as_is") == "as_is" else \
         "the candidate frames of the principal-axes volume"
     return {"views": views, "over": f"softmax over the first {views} of search.pose.view_rotations(): {turned}"}
 

@@ -69,7 +69,14 @@ def test_a_digit_and_its_randomly_rotated_copy_correlate_in_the_canonical_frame(
     frame = correlation(views[0, 0::2], views[0, 1::2])
     best_view = np.max([correlation(views[0, 0::2], views[k, 1::2]) for k in range(4)], axis=0)
     assert np.median(raw) < 0.3 and np.median(frame) > 0.8, (np.median(raw), np.median(frame))
-    assert (best_view > 0.5).mean() > 0.95 and (best_view >= frame - 1e-6).all()
+    assert (best_view > 0.5).mean() > 0.95
+
+
+def test_each_view_is_its_cube_rotation_of_the_canonical_volume(digit_pairs):
+    """One resampling at (F R)^T p is the canonical volume turned by the view F, exactly (grid to grid)."""
+    views = canonical(digit_pairs[:20], views=8)
+    for j, rotation in enumerate(view_rotations()[:8]):
+        np.testing.assert_allclose(views[j], turn(views[0], rotation), atol=1e-4)
 
 
 def test_an_empty_volume_stays_finite():

@@ -4,9 +4,9 @@ any pose, with the once-only test protocol (its figures: the benchmarks page).
 Why these ranges: in 10-epoch probes on the validation split (never the test set), a digit read both as it is
 and in its principal-axes frame, by two conv trunks side by side (pose "both", fusion "streams"), beat every
 other input (87.8 % against 82.3 % as two channels of one trunk, and 78.6 % in the frame alone, trained on 4
-views; docs/design.md has the table), and views (train_views, tta_views) cost points at this budget. Small 'same'-padded nets with
-BatchNorm and a cosine schedule learned fastest. So those are fixed here, and the search chooses the width,
-regularization and learning rate around them. The wide space (spaces/wide.py) leaves all of it open.
+views; docs/design.md has the table), and views (train_views, tta_views) cost points at this budget. Small
+'same'-padded nets with BatchNorm and a cosine schedule learned fastest. So those are fixed here, and the
+search chooses the width, regularization and learning rate around them. The wide space (spaces/wide.py) leaves all of it open.
 Why this budget: 4 trials, two at a time (one core each), capped at 10 epochs, so about 5 minutes of search;
 no baselines (a seed preset trains for many more epochs) and no finalists (another round of full-budget
 training): the wide space has both.

@@ -8,7 +8,7 @@ import pytest
 from keras import ops
 
 from search import augment
-from search.augment import Augment3D, resample, cube_rotations
+from search.augment import Augment3D, cube_rotations, resample
 
 N = 16
 

@@ -10,6 +10,7 @@ from search import params as P
 from search.augment import cube_rotations
 from search.errors import UserError
 from search.pose import MeanOverViews, PoseViews, view_rotations
+from test_augment import rotate_np
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,8 @@ def correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def turn(volumes: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-    """Volumes turned by an integer cube rotation about their centre, in numpy (an exact voxel permutation)."""
-    n = volumes.shape[1]
-    index = np.indices((n,) * 3).reshape(3, -1) - (n - 1) / 2
-    source = np.rint(rotation.T @ index + (n - 1) / 2).astype(int)  # output voxel p reads the input at R^T p
-    return volumes[:, source[0], source[1], source[2]].reshape(volumes.shape)
+    """Volumes turned by an integer cube rotation about their centre, by test_augment's numpy reference."""
+    return np.stack([rotate_np(volume, rotation) for volume in volumes])
 
 
 @pytest.mark.backend_free

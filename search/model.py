@@ -88,10 +88,11 @@ def _block(x, i: int, filters: int, p: Mapping[str, Any], stream: str = ""):
     return x
 
 
-def _trunk(x, p: Mapping[str, Any], stream: str = ""):
-    """The conv blocks and the flatten or pooling after them; `stream` prefixes the layers' names."""
+def _trunk(x, p: Mapping[str, Any], stream: str = "", width: float = 1.0):
+    """The conv blocks and the flatten or pooling after them; `stream` prefixes the layers' names, `width`
+    scales every block's filters (at least 4)."""
     for i, filters in enumerate(_block_filters(p)):
-        x = _block(x, i, filters, p, stream)
+        x = _block(x, i, max(4, round(filters * width)), p, stream)
     if p["head"] == "flatten":
         return layers.Flatten(name=f"{stream}flatten")(x)
     return layers.GlobalAveragePooling3D(name=f"{stream}gap")(x)
@@ -116,7 +117,8 @@ def _network(p: Mapping[str, Any]) -> keras.Model:
         elif p["fusion"] == "channels":
             x = _trunk(layers.Concatenate(name="channels", dtype="float32")(x), p)
         else:
-            x = layers.Concatenate(name="streams")([_trunk(v, p, f"s{i}_") for i, v in enumerate(x)])
+            widths = (p["raw_stream_width"], 1.0)  # the as-is trunk may be narrower: the pose is read by the other
+            x = layers.Concatenate(name="streams")([_trunk(v, p, f"s{i}_", w) for i, (v, w) in enumerate(zip(x, widths))])
     if p["dense_units"]:
         x = layers.Dense(p["dense_units"], activation="relu", kernel_initializer="he_uniform", name="dense")(x)
     if p["head_dropout"]:

@@ -29,7 +29,8 @@ def space(hp):
     # The input's pose (search.pose): as it is, its principal-axes frame, or both; views of the frame in
     # training and averaged at validation and test (1 = none).
     if hp.Choice("pose", ["as_is", "principal_axes", "both"]) == "both":
-        hp.Choice("fusion", ["channels", "streams"])
+        if hp.Choice("fusion", ["channels", "streams"]) == "streams":
+            hp.Choice("raw_stream_width", [0.5, 1.0])  # the as-is trunk's filters, relative to the pose trunk's
     hp.Choice("train_views", [1, 4, 8])
     hp.Choice("tta_views", [1, 4, 8])
     hp.Choice("kernel_size", [3, 5])

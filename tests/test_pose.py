@@ -111,6 +111,12 @@ def test_pose_layers_are_added_only_when_asked():
     assert streams.get_layer("dense").kernel.shape[0] == 2 * m.build_model(  # the two trunks' features, joined
         {"input_mode": "occupancy", "blocks": 2, "filters": 4, "filter_growth": 1.0, "dense_units": 8}
     ).get_layer("dense").kernel.shape[0]
+    narrow = m.build_model({"pose": "both", "fusion": "streams", "raw_stream_width": 0.5, "input_mode": "occupancy",
+                            "blocks": 2, "filters": 16, "filter_growth": 1.0, "head": "global_avg", "dense_units": 8})
+    # The as-is trunk (s0) at half width in every block, the principal-axes trunk (s1) at full width.
+    assert [narrow.get_layer(f"s0_block{b}_conv").filters for b in (0, 1)] == [8, 8]
+    assert [narrow.get_layer(f"s1_block{b}_conv").filters for b in (0, 1)] == [16, 16]
+    assert narrow.get_layer("dense").kernel.shape[0] == 8 + 16
 
 
 def test_a_pose_model_trains_saves_and_reloads_with_the_same_predictions(tmp_path, digit_pairs):

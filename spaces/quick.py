@@ -39,3 +39,4 @@ def space(hp):
     hp.Float("head_dropout", 0.0, 0.2, step=0.1)
     hp.Float("learning_rate", 1.5e-3, 3e-3, sampling="log")
     hp.Fixed("schedule", "cosine")
+    hp.Fixed("batch_size", 64)  # probes: 83.4 % on the rotated rows against 80.8 % at 100, in the same time

@@ -326,7 +326,7 @@ def test_shipped_space_loads_and_samples_valid_params(path):
 
 def test_shipped_settings():
     assert load_space(ROOT / "spaces" / "quick.py").settings == Settings(
-        samples=4, max_epochs=10, grace_period=3, reduction_factor=3, max_concurrent=2, finalists=0)
+        samples=3, max_epochs=10, grace_period=3, reduction_factor=3, max_concurrent=2, finalists=0)
     wide = load_space(ROOT / "spaces" / "wide.py").settings
     assert (wide.time_budget_s, wide.samples, wide.startup_trials) == (210, 400, 16)
     assert (wide.max_epochs, wide.grace_period, wide.reduction_factor, wide.brackets) == (150, 10, 3, 1)

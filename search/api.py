@@ -78,9 +78,10 @@ class Run:
 
     def records(self) -> Records:
         """Every trial's record so far; UserError before the first result (or for a folder that is no run's)."""
-        if not storage.is_file(RunDir(self.path).trials_json):
+        records = Records.load(self.path)
+        if not records.trials:
             raise UserError(f"{self.path}: no trials recorded (not a run folder, or no trial has reported yet)")
-        return Records.load(self.path)
+        return records
 
     def leaderboard(self) -> pd.DataFrame:
         """One row per trial, best first (as leaderboard.csv)."""

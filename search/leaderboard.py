@@ -1,9 +1,9 @@
 """The run's records: every trial's configuration, status and per-epoch metrics, as CSV leaderboards.
 
 Plain data, no Ray: the tuner feeds results in; the records rank themselves (``TrialRecord.rank_key``) and
-choose the finalists and the winner. pandas only writes them out: ``leaderboard.csv`` (one row per trial),
-``epochs.csv`` (long format, one row per trial and epoch) and ``trials.json`` (the same records,
-machine-readable, used by ``resume``), each atomically.
+choose the finalists and the winner. The trials that changed go to the run's journal (search.journal, what
+``resume`` reads), and pandas writes the views: ``leaderboard.csv`` (one row per trial), ``epochs.csv`` (long
+format, one row per trial and epoch) and ``trials.json`` (the same records, machine-readable), each atomically.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pandas as pd
 
 from search import storage
 from search.errors import UserError
+from search.journal import Journal
 from search.params import PARAMS, validate
 from search.protocol import ENDED, TRAINED_CLEANLY, Stage, Status
 from search.rundir import RunDir
@@ -96,10 +97,17 @@ class Records:
 
     def __init__(self, trials: dict[str, TrialRecord] | None = None):
         self.trials = trials or {}
+        self.changed: set[str] = set()  # trial ids changed since the journal last took them (take_changed)
 
     def report(self, trial_id: str, params: dict[str, Any], baseline: str, result: dict[str, Any],
                stage: str = Stage.SEARCH, finalist_of: str = "") -> TrialRecord:
-        """Fold one reported result (one epoch, or a terminal status) into the trial's record."""
+        """Fold one reported result (one epoch, or a terminal status) into the trial's record.
+
+        A trial that had already ended keeps its record: after a driver crash, Tune's saved state can lag and
+        run a finished trial again from its last checkpoint; what it reports then is not news (see finish).
+        """
+        if trial_id in self.trials and self.trials[trial_id].status in ENDED:
+            return self.trials[trial_id]
         record = self.trials.setdefault(trial_id, TrialRecord(trial_id, params, baseline, stage=stage,
                                                               finalist_of=finalist_of))
         record.status = result.get("status", record.status)
@@ -107,6 +115,7 @@ class Records:
         record.node = result.get("node") or record.node
         record.param_count = result.get("param_count", record.param_count)
         record.train_seconds = result.get("train_seconds", record.train_seconds)
+        self.changed.add(trial_id)
         epoch = int(result.get("epoch") or 0)
         if epoch > 0 and all(k in result for k in EPOCH_METRICS):
             record.epochs[epoch] = {**{k: float(result[k]) for k in EPOCH_METRICS},
@@ -125,6 +134,7 @@ class Records:
         record = self.trials.get(trial_id)
         if record is None:
             return
+        self.changed.add(trial_id)
         if error and record.status not in ENDED:
             record.status, record.error = status or Status.ERROR, error
         elif record.status not in ENDED:
@@ -136,6 +146,7 @@ class Records:
         """Unfinished records of `stage` whose trials the (restored) experiment does not know: their driver died first."""
         for record in self.trials.values():
             if record.stage == stage and record.trial_id not in known and record.status not in ENDED:
+                self.changed.add(record.trial_id)
                 record.status = Status.LOST
                 record.error = ("its driver died before Ray saved this trial; the resumed search sampled another"
                                 if stage == Stage.SEARCH else "its driver died; the resumed run trained this finalist again")
@@ -161,6 +172,12 @@ class Records:
         return Pick(record.trial_id, float(metrics["val_accuracy"]), epoch, record.baseline, str(record.stage),
                     record.finalist_of, validate({**record.params, "epochs": epoch}))
 
+    def take_changed(self) -> list[dict[str, Any]]:
+        """The records changed since the last call, as dicts for the journal; the caller journals them or
+        puts the ids back into `changed` (a failed write)."""
+        taken, self.changed = self.changed, set()
+        return [asdict(self.trials[tid]) for tid in sorted(taken)]
+
     def to_json(self) -> dict[str, Any]:
         return {tid: asdict(r) for tid, r in self.trials.items()}
 
@@ -174,8 +191,13 @@ class Records:
 
     @classmethod
     def load(cls, run_dir: Location) -> Records:
-        """The records in run_dir's trials.json (none before the first result)."""
-        path = RunDir(run_dir).trials_json
+        """The run's records: its journal replayed, or for a run made before the journal its trials.json
+        (none before the first result)."""
+        where = RunDir(run_dir)
+        journal = Journal(where.journal)
+        if journal.exists():
+            return cls.from_json(journal.load())
+        path = where.trials_json
         return cls.from_json(json.loads(storage.read_text(path))) if storage.is_file(path) else cls()
 
 
@@ -219,7 +241,8 @@ def epochs(records: Records) -> pd.DataFrame:
 
 
 def write(run_dir: Location, records: Records) -> pd.DataFrame:
-    """Rewrite trials.json, epochs.csv and leaderboard.csv, each whole; return the leaderboard."""
+    """Rewrite the views, trials.json, epochs.csv and leaderboard.csv, each whole; return the leaderboard.
+    (The journal, which resume reads, is the RecordKeeper's to append.)"""
     where = RunDir(run_dir)
     board = leaderboard(records)
     storage.write_json(where.trials_json, records.to_json())

@@ -86,6 +86,11 @@ class RunDir:
         return self.path / "trials.json"
 
     @property
+    def journal(self) -> Location:
+        """The records' journal, the trials that changed as small part files (search.journal): what resume reads."""
+        return self.path / "journal"
+
+    @property
     def leaderboard_csv(self) -> Location:
         return self.path / "leaderboard.csv"
 

@@ -249,6 +249,14 @@ def write_with(where: Location, write: Callable[[Path], None]) -> None:
         write_bytes(where, local.read_bytes())
 
 
+def remove(where: Location) -> None:
+    """Delete the file or object at where; nothing if it is already gone."""
+    if isinstance(where, Path):
+        where.unlink(missing_ok=True)
+    elif is_file(where):
+        where.filesystem.delete_file(where.path)
+
+
 def new_dir(where: Location) -> Location:
     """A fresh run or final folder that can be written: files.new_dir on disk; in a bucket, the preflight
     (check_writable) and a prefix with nothing under it yet, so no result is overwritten."""

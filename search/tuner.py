@@ -30,7 +30,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search import files, leaderboard, storage
 from search.data import Volumes
-from search.errors import exception_line
+from search.errors import UserError, exception_line
+from search.journal import Journal
 from search.resources import Resources
 from search.bridge import define_by_run
 from search.settings import Settings
@@ -222,16 +223,19 @@ def study_bytes(run_dir: Location) -> bytes | None:
 
 
 class RecordKeeper(tune.Callback):
-    """Folds every trial result into our records and rewrites the CSVs, in the driver, as results arrive.
+    """Folds every trial result into our records, in the driver, as results arrive, and keeps them on storage.
 
-    On ``resume`` it starts from the records on disk, so nothing written before a crash is lost: the
-    files are rewritten at every checkpoint a trial reports, at every trial's end and at the experiment's
-    end (so the stage's records are then the ones on disk), and otherwise at most every WRITE_EVERY_S
-    seconds (rewriting them at each of many GPU trials' epochs would keep the driver busy). ``on_write``
-    is called after each rewrite.
+    Two writes, priced apart. The journal (search.journal) gets the trials that changed: at every checkpoint
+    a trial reports, at every trial's end, at the experiment's end, and otherwise at most every
+    WRITE_EVERY_S seconds; it costs what changed, so resume, which replays it, loses nothing written before
+    a crash. The views (trials.json, leaderboard.csv, epochs.csv) are rewritten whole, which costs what the
+    run holds: at most once per VIEWS_SPACING times their last write's duration (a bounded share of the
+    driver however large the run grows), and always at the experiment's end. ``on_write`` is called after
+    each rewrite of the views.
     """
 
     WRITE_EVERY_S = 1.0
+    VIEWS_SPACING = 20  # the views' rewrites take at most 1/20 of the driver's time
     PATIENCE_S = 300.0  # at the experiment's end, how long to keep trying a storage that does not answer
 
     def __init__(self, run_dir: Location, stage: Stage = Stage.SEARCH, on_write: Callable[[], None] | None = None):
@@ -239,10 +243,15 @@ class RecordKeeper(tune.Callback):
         self.stage = stage
         self.on_write = on_write
         self.records = leaderboard.Records()
-        self.written = 0.0
+        self.journal: Journal | None = None
+        self.journaled = 0.0
+        self.views_due = 0.0  # monotonic time of the next rewrite of the views
 
     def setup(self, **info) -> None:
         self.records = leaderboard.Records.load(self.run_dir)
+        self.journal = Journal(RunDir(self.run_dir).journal)
+        if self.records.trials and not self.journal.exists():  # a run made before the journal: its trials.json first
+            self.journal.compact(self.records.to_json().values())
 
     def _report(self, trial, result: dict) -> None:
         params, extras = split_config(trial.config)
@@ -250,15 +259,18 @@ class RecordKeeper(tune.Callback):
                             finalist_of=extras.get(FINALIST_KEY, ""))
 
     def _write(self, now: bool = True, must: bool = False) -> None:
-        """Rewrite the files (now, or if WRITE_EVERY_S passed). A failed write (a bucket gone for a while) keeps
-        the records in memory for the next one, which writes them all; must: retry for up to PATIENCE_S, then raise."""
-        if not (now or must or time.monotonic() - self.written >= self.WRITE_EVERY_S):
+        """Journal the changed trials (now, or if WRITE_EVERY_S passed), then the views if they are due (must:
+        both, and the journal compacted). A failed write (a bucket gone for a while) keeps the records in memory
+        for the next one; must: retry for up to PATIENCE_S, then raise."""
+        if not (now or must or time.monotonic() - self.journaled >= self.WRITE_EVERY_S):
             return
         deadline = time.monotonic() + self.PATIENCE_S
         while True:
             try:
-                leaderboard.write(self.run_dir, self.records)
-                break
+                self._journal(compact=must)
+                if must or time.monotonic() >= self.views_due:
+                    self._views()
+                return
             except OSError as e:
                 if not must or time.monotonic() > deadline:
                     if must:
@@ -267,7 +279,23 @@ class RecordKeeper(tune.Callback):
                           "kept, written with the next result", file=sys.stderr, flush=True)
                     return
                 time.sleep(5)
-        self.written = time.monotonic()
+
+    def _journal(self, compact: bool) -> None:
+        changed = self.records.take_changed()
+        try:
+            if compact:
+                self.journal.compact(self.records.to_json().values())
+            else:
+                self.journal.append(changed)
+        except OSError:
+            self.records.changed.update(r["trial_id"] for r in changed)
+            raise
+        self.journaled = time.monotonic()
+
+    def _views(self) -> None:
+        started = time.monotonic()
+        leaderboard.write(self.run_dir, self.records)
+        self.views_due = started + max(self.WRITE_EVERY_S, self.VIEWS_SPACING * (time.monotonic() - started))
         if self.on_write:
             self.on_write()
 

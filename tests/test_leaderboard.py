@@ -46,6 +46,10 @@ def test_ranking_statuses_and_columns():
 
 def test_restart_from_older_checkpoint_replaces_later_epochs():
     records = _records()
+    ended = (records.trials["a"].epochs.copy(), records.trials["a"].status)
+    records.report("a", {}, "", {**_epoch(0.55), "epoch": 2, "status": "running"})  # a lagging resume reruns it
+    assert (records.trials["a"].epochs, records.trials["a"].status) == ended  # an ended trial keeps its record
+    records.trials["a"].status = "running"  # a running trial Tune restarted from an older checkpoint (a lost worker)
     records.report("a", {}, "", {**_epoch(0.55), "epoch": 2, "status": "running"})
     assert sorted(records.trials["a"].epochs) == [1, 2]
     assert records.trials["a"].epochs[2]["val_accuracy"] == 0.55

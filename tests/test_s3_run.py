@@ -145,6 +145,7 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
                  "final/predictions.csv", "final-rank-2/test_metrics.json", "tune/tuner.pkl"):
         assert name in stored, sorted(stored)
     assert any(n.startswith("tune/searcher-state") for n in stored)
+    assert any(n.startswith("journal/base-") for n in stored)  # the records' journal, compacted at the stage's end
     assert any("/checkpoint_" in n for n in stored)  # the worker nodes uploaded checkpoints themselves
     secrets = (server.env()["AWS_SECRET_ACCESS_KEY"]).encode()
     fs = server.filesystem()

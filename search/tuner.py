@@ -150,14 +150,28 @@ class StudySearch(OptunaSearch):
     OptunaSearch pickles its storage, which reconnects to the study file's absolute path: on another
     machine (a resume from a bucket) that path is absent and the restore fails. Here Tune's searcher state
     (which Tune uploads with its experiment state) holds a consistent copy of the study; a restore puts it
-    back at this machine's RunDir.study_local if no study is there yet, and reattaches to it.
+    back at this machine's RunDir.study_local if no study is there yet, and reattaches to it. A local run's
+    state carries no copy (carry_study False: its optuna.db is in the run folder), so its snapshots do not grow
+    with the study.
     """
 
     _STUDY_STATE = "conv3d-search study bytes"
 
-    def __init__(self, *args, run_dir: Location, **kwargs):
+    def __init__(self, *args, run_dir: Location, carry_study: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.run_dir = run_dir
+        self.carry_study = carry_study  # False for a local run: its optuna.db is the study, and stays with it
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        try:
+            super().on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # resumed: the live study had finished this trial after Tune's last saved state; nothing new
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        super().on_trial_complete(trial_id, result, error)
+        # Told to the study: OptunaSearch keeps every trial it asked for, which every snapshot would pickle.
+        self._ot_trials.pop(trial_id, None)
 
     def _shared(self) -> dict[int, str]:
         """The objects that are the study and its storage: saved by reference, rebuilt on restore."""
@@ -176,8 +190,10 @@ class StudySearch(OptunaSearch):
     def save(self, checkpoint_path: str) -> None:
         if self._storage is None or self._ot_study is None:
             return super().save(checkpoint_path)
-        with sqlite3.connect(RunDir(self.run_dir).study_local) as db:
-            study_bytes = db.serialize()  # one consistent snapshot, even while the sampler writes
+        study_bytes = None  # a copy in every snapshot costs O(trials) each: only where a resume needs it
+        if self.carry_study:
+            with sqlite3.connect(RunDir(self.run_dir).study_local) as db:
+                study_bytes = db.serialize()  # one consistent snapshot, even while the sampler writes
         shared = self._shared()
         buffer = io.BytesIO()
         pickle.dump({self._STUDY_STATE: study_bytes, "study_name": self._study_name}, buffer)
@@ -196,6 +212,8 @@ class StudySearch(OptunaSearch):
             local = RunDir(self.run_dir).study_local
             rdb = _sqlite_storage(local)
             if head["study_name"] not in optuna.get_all_study_names(rdb):  # this machine never had the study: Tune's copy
+                if head[self._STUDY_STATE] is None:
+                    raise UserError(f"{local}: the run's Optuna study is missing")
                 rdb.engine.dispose()
                 files.write_atomic(local, lambda tmp: tmp.write_bytes(head[self._STUDY_STATE]))
                 rdb = _sqlite_storage(local)
@@ -424,7 +442,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, re
         )
     # The study lives in Optuna's own storage in the run folder (optuna-dashboard, optuna.load_study).
     searcher: Searcher = StudySearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
-                                     run_dir=RunDir(run_dir).path, **watchers.study)
+                                     run_dir=RunDir(run_dir).path, carry_study=not RunDir(run_dir).local, **watchers.study)
     if settings.baselines:
         searcher = BaselinesFirst(searcher, settings.baseline_configs())
     max_concurrent = resources.max_concurrent or settings.max_concurrent

@@ -4,16 +4,18 @@ never had the study's SQLite file continues the same study (no Ray, no bucket: t
 from __future__ import annotations
 
 import optuna
+import pytest
 from ray import cloudpickle
 
 from search import tuner, watch
+from search.errors import UserError
 from search.rundir import RunDir
 
 
-def _searcher(run_dir) -> tuner.StudySearch:
+def _searcher(run_dir, carry_study: bool = True) -> tuner.StudySearch:
     space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
     return tuner.StudySearch(space=space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(0),
-                             run_dir=run_dir, **watch.optuna_storage(run_dir))
+                             run_dir=run_dir, carry_study=carry_study, **watch.optuna_storage(run_dir))
 
 
 def test_a_restore_where_the_study_file_is_missing_continues_the_same_study(tmp_path):
@@ -50,3 +52,24 @@ def test_a_restore_where_the_study_is_keeps_the_live_one(tmp_path):
     restored = cloudpickle.loads(pickled)
     restored.restore(str(state))
     assert len(optuna.load_study(study_name="run", storage=RunDir(run_dir).study_url).trials) == 2
+
+
+def test_a_local_runs_state_carries_no_copy_of_the_study_and_a_missing_study_is_one_line(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    searcher = _searcher(run_dir, carry_study=False)  # as make_tuner builds it for a local run folder
+    pickled = cloudpickle.dumps(searcher)
+    for trial_id in "abcdefghij":
+        searcher.suggest(trial_id)
+        searcher.on_trial_complete(trial_id, {"val_accuracy": 0.5})
+    state = tmp_path / "searcher-state.pkl"
+    searcher.save(str(state))
+    assert state.stat().st_size < RunDir(run_dir).study.stat().st_size / 4  # no SQLite file inside
+    restored = cloudpickle.loads(pickled)
+    restored.restore(str(state))
+    assert restored.suggest("k") is not None
+    assert len(optuna.load_study(study_name="run", storage=RunDir(run_dir).study_url).trials) == 11
+
+    RunDir(run_dir).study.unlink()
+    with pytest.raises(UserError, match="optuna.db: the run's Optuna study is missing"):
+        cloudpickle.loads(pickled).restore(str(state))

@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -36,6 +37,8 @@ STATUS_COLOURS = {Status.COMPLETED: "#2ca02c", Status.STOPPED: "#ff7f0e", Status
                   Status.RUNNING: "#555555", Status.INFEASIBLE: "#bbbbbb", Status.DIVERGED: "#d62728",
                   Status.OOM: "#9467bd", Status.ERROR: "#8c564b", Status.LOST: "#e377c2"}
 TOP = 10  # leaderboard rows shown in the report
+CURVES_DRAWN = 30  # trials whose learning curves are drawn as lines; the rest are a density
+PARALLEL_DRAWN = 200  # the top trials drawn in the parallel-coordinates figure
 _LOCK = threading.Lock()  # one render at a time per process: the background writer and the end of a run
 
 
@@ -51,11 +54,13 @@ def write(run_dir: Location) -> Location:
         sections = [
             ("The run", _facts_html(info, board)),
             ("Learning curves", _figure(run_dir, "learning_curves", _learning_curves(records, info),
-                                        "validation accuracy per epoch of every trial, coloured by status; "
-                                        "dotted lines: ASHA's rungs, where it stops the weaker trials")),
+                                        f"validation accuracy per epoch of the top {CURVES_DRAWN} trials, coloured by "
+                                        "status (any others: their epochs' density, in grey); dotted lines: ASHA's "
+                                        "rungs, where it stops the weaker trials")),
             ("Leaderboard", _leaderboard_html(board)
              + _figure(run_dir, "parallel_coordinates", _parallel_coordinates(board),
-                       "every trained trial's hyperparameters (each axis scaled to its range) and best validation accuracy")),
+                       f"the top {PARALLEL_DRAWN} trained trials' hyperparameters (each axis scaled to its range) and best "
+                       "validation accuracy")),
             ("Hyperparameter importance", _importance_section(run_dir, study)),
             ("Final test", _final_section(run_dir, final)),
         ]
@@ -82,28 +87,34 @@ def _seconds(variable: str, default: float) -> float:
 
 
 class ReportWriter:
-    """Rewrites a run's report in a background thread, at most every EVERY_S seconds, while the search runs.
-
-    A failure is one line on stderr, never an exception: a picture must not stop a search.
+    """Rewrites a run's report in a background thread while the search runs: at most every EVERY_S seconds, and
+    at most once per SPACING times the last rewrite's duration (a bounded share of the driver, however large
+    the run). A failure is one line on stderr, never an exception: a picture must not stop a search.
     """
 
     EVERY_S = _seconds(EVERY_S_VARIABLE, default=30.0)  # a rewrite costs the driver about 2 CPU-seconds
+    SPACING = 20
 
     def __init__(self, run_dir: Location):
         self.run_dir = RunDir(run_dir).path
-        self.started = -self.EVERY_S  # the first call writes at once
+        self.due = 0.0  # monotonic time of the next rewrite: the first call writes at once
         self.thread: threading.Thread | None = None
 
     def soon(self) -> None:
-        """Start a rewrite unless one runs or the last began less than EVERY_S ago."""
-        if (self.thread and self.thread.is_alive()) or time.monotonic() - self.started < self.EVERY_S:
+        """Start a rewrite unless one runs or the next is not due yet."""
+        if (self.thread and self.thread.is_alive()) or time.monotonic() < self.due:
             return
-        self.started = time.monotonic()
-        self.thread = threading.Thread(target=write_or_warn, args=(self.run_dir,), name="report", daemon=True)
+        self.due = math.inf  # set when this rewrite ends
+        self.thread = threading.Thread(target=self._write, name="report", daemon=True)
         self.thread.start()
 
+    def _write(self) -> None:
+        started = time.monotonic()
+        write_or_warn(self.run_dir)
+        self.due = started + max(self.EVERY_S, self.SPACING * (time.monotonic() - started))
+
     def __getstate__(self) -> dict[str, Any]:  # pickled (as Tune does its callbacks): no thread, no stale clock
-        return {**self.__dict__, "thread": None, "started": -self.EVERY_S}
+        return {**self.__dict__, "thread": None, "due": 0.0}
 
 
 def write_or_warn(run_dir: Location) -> Location | None:
@@ -173,11 +184,15 @@ def _figure(run_dir: Location, name: str, figure, caption: str) -> str:
 
 
 def _learning_curves(records: leaderboard.Records, info: RunInfo):
-    trials = [r for r in records.trials.values() if r.epochs]
+    """The top CURVES_DRAWN trials' curves as lines, the others' epochs as a grey density: bounded to draw."""
+    trials = [r for r in records.ranked() if r.epochs]
     if not trials:
         return None
     figure = _new_figure(9, 5)
     ax = figure.subplots()
+    trials, rest = trials[:CURVES_DRAWN], trials[CURVES_DRAWN:]
+    if rest:
+        _density(ax, rest)
     for record in trials:
         epochs = sorted(record.epochs)
         values = [record.epochs[e]["val_accuracy"] for e in epochs]
@@ -196,6 +211,9 @@ def _learning_curves(records: leaderboard.Records, info: RunInfo):
     handles = [Line2D([], [], color=STATUS_COLOURS.get(s, "#000000"), label=s) for s in shown]
     handles += [Line2D([], [], color="#777777", linestyle="--", label="finalist (full budget)"),
                 Line2D([], [], color="#777777", marker="x", linestyle="", label="stopped by ASHA here")]
+    if rest:
+        handles.append(Line2D([], [], color="#999999", marker="s", linestyle="",
+                              label=f"the other {len(rest)} trials' epochs"))
     ax.legend(handles=handles, fontsize=8, loc="lower right")
     from matplotlib.ticker import MaxNLocator
 
@@ -204,6 +222,17 @@ def _learning_curves(records: leaderboard.Records, info: RunInfo):
     ax.set_ylabel("validation accuracy")
     ax.grid(alpha=0.3)
     return figure
+
+
+def _density(ax, records: list[leaderboard.TrialRecord]) -> None:
+    """Every epoch of these trials as a count per (epoch, 2 % of accuracy) cell, in greys (log scale)."""
+    import numpy as np
+    from matplotlib.colors import LogNorm
+
+    points = np.array([(e, m["val_accuracy"]) for r in records for e, m in r.epochs.items()], dtype=float)
+    last = int(points[:, 0].max())
+    counts, xs, ys = np.histogram2d(points[:, 0], points[:, 1], bins=(np.arange(0.5, last + 1.5), np.linspace(0, 1, 51)))
+    ax.pcolormesh(xs, ys, np.ma.masked_equal(counts.T, 0), cmap="Greys", norm=LogNorm(vmin=1), alpha=0.6)
 
 
 def _hyperparameters(board: pd.DataFrame) -> list[str]:
@@ -223,7 +252,7 @@ def _text(values: pd.Series) -> pd.Series:
 
 
 def _parallel_coordinates(board: pd.DataFrame):
-    trained = board[board["epochs_trained"] > 0]
+    trained = board[board["epochs_trained"] > 0].head(PARALLEL_DRAWN)
     varying = _hyperparameters(trained)
     if len(trained) < 2:
         return None
@@ -376,9 +405,9 @@ def _leaderboard_html(board: pd.DataFrame) -> str:
         return "<p class='note'>No trial has reported yet.</p>"
     columns = ["rank", "trial_id", "stage", "status", "best_val_accuracy", "best_epoch", "epochs_trained", "param_count",
                "baseline", "finalist_of", *_hyperparameters(board)]
-    top = board.head(TOP)[columns]
-    return (f"<p>The top {len(top)} of {len(board)} trials (all of them: leaderboard.csv).</p>"
-            + top.to_html(index=False, na_rep="", float_format="{:.4g}".format, classes="board"))
+    top = board.head(TOP)[columns].rename(columns=lambda c: c.replace("_", " "))  # headers wrap at the spaces
+    return (f"<p>The top {len(top)} of {len(board)} trials (all of them: leaderboard.csv).</p><div class='wide'>"
+            + top.to_html(index=False, na_rep="", float_format="{:.4g}".format, classes="board") + "</div>")
 
 
 def _page(title: str, sections: list[tuple[str, str]]) -> str:
@@ -389,6 +418,8 @@ def _page(title: str, sections: list[tuple[str, str]]) -> str:
 body {{ font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
 table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ border: 1px solid #ccc; padding: 3px 7px; }}
 table.facts th {{ text-align: left; background: #f4f4f4; }} img {{ max-width: 100%; }}
+div.wide {{ max-width: 100%; overflow-x: auto; }} table.board {{ font-size: 12px; }}
+table.board th {{ white-space: normal; vertical-align: bottom; }}
 figcaption, .note {{ color: #555; font-size: 13px; }} section {{ margin-bottom: 2em; }}
 </style></head>
 <body><h1>{html.escape(title)}</h1>

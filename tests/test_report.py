@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import matplotlib.image as mpimg
 
@@ -47,6 +48,28 @@ def test_a_mid_run_report_shows_what_is_there_and_says_what_is_not(tmp_path):
     assert report.FIGURES[0] == "learning_curves" and provenance.read(run_dir).space.settings.rungs() == (1, 2)
 
 
+def test_a_report_of_a_thousand_trials_draws_the_top_curves_and_a_density_and_a_table_that_fits(tmp_path):
+    run_dir = _run_folder(tmp_path)
+    records = leaderboard.Records.load(run_dir)
+    for i in range(1000):  # as ASHA leaves them: most stopped at the first rungs
+        epochs = 1 + (i % 3 == 0) * 1 + (i % 9 == 0) * 2
+        for epoch in range(1, epochs + 1):
+            value = (i % 97) / 100 * epoch / 4
+            records.report(f"t{i:04d}", {"filters": 4 + i % 8, "learning_rate": 1e-3 * (1 + i % 5)}, "",
+                           {"epoch": epoch, "loss": 1.0, "accuracy": value, "val_loss": 1.0, "val_accuracy": value,
+                            "status": "running"})
+        records.finish(f"t{i:04d}")
+    leaderboard.write(run_dir, records)
+    axes = report._learning_curves(records, provenance.read(run_dir)).axes[0]
+    curves = [line for line in axes.lines if line.get_marker() == "o"]
+    assert len(curves) == report.CURVES_DRAWN and len(axes.collections) == 1  # the rest: one density
+    assert max(curves[0].get_ydata()) == max(r.best()[1]["val_accuracy"] for r in records.trials.values())  # the top
+    page = report.write(run_dir).read_text()
+    assert "<div class='wide'><table" in page and "best val accuracy" in page  # scrolls in its box; headers wrap
+    lines = report._parallel_coordinates(leaderboard.leaderboard(records)).axes[0].lines
+    assert len(lines) <= report.PARALLEL_DRAWN + 10  # the top trials' lines, and the axes
+
+
 def test_report_before_any_epoch_still_writes_a_page(tmp_path):
     page = report.write(_run_folder(tmp_path, with_epochs=False)).read_text()
     assert "nothing to show yet" in page and not (tmp_path / "learning_curves.png").exists()
@@ -55,13 +78,15 @@ def test_report_before_any_epoch_still_writes_a_page(tmp_path):
 def test_the_background_writer_throttles_and_a_failure_is_one_line(tmp_path, capfd):
     run_dir = _run_folder(tmp_path)
     writer = report.ReportWriter(run_dir)
+    asked = time.monotonic()
     writer.soon()
     writer.thread.join(60)
     first = (run_dir / report.REPORT).stat().st_mtime_ns
-    writer.soon()  # within EVERY_S of the last: nothing new
+    assert writer.due >= asked + report.ReportWriter.EVERY_S  # or SPACING times this rewrite's duration, if longer
+    writer.soon()  # not due yet: nothing new
     assert writer.thread.is_alive() is False and (run_dir / report.REPORT).stat().st_mtime_ns == first
     (run_dir / "trials.json").write_text("{not json")  # a broken file must not raise into the search
-    writer.started -= report.ReportWriter.EVERY_S
+    writer.due = 0.0
     writer.soon()
     writer.thread.join(60)
     errors = capfd.readouterr().err.strip().splitlines()

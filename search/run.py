@@ -121,11 +121,11 @@ def _finish(run_dir: Location, info: RunInfo, options: RunOptions, space: Space,
     with stop.tune():
         records = tuner.finalists(records, space.settings, train, val, run_dir, options.resources, _watchers(run_dir))
     leaderboard.write(run_dir, records)
-    provenance.mark(run_dir, info, "ended")
     best = records.pick()
     storage.write_json(RunDir(run_dir).best_json, best.to_json())
     watch.export_study(run_dir)
     accuracy = final.test_once(best.params, data_file, RunDir(run_dir).final, options.resources) if options.final else None
+    provenance.mark(run_dir, info, "ended")  # after the final retrain and test: the run's whole wall time
     report.write_or_warn(run_dir)  # the finished run's pictures (rewritten while the search ran)
     return Summary(run_dir, len(records.trials), best, accuracy)
 

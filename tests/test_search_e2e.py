@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -83,6 +84,8 @@ def test_run_end_to_end(e2e_run, small_data_file):
     assert (run_dir / "final" / "model.keras").stat().st_size > 0
     run = json.loads((run_dir / "run.json").read_text())
     assert run["space"]["sha256"] and run["data"]["sha256"] and run["ended"] and run["versions"]["ray"]
+    tested = (run_dir / "final" / "test_metrics.json").stat().st_mtime  # the run ended after its final test
+    assert datetime.strptime(run["ended"], "%Y-%m-%dT%H:%M:%S%z").timestamp() >= int(tested)
     expected = os.environ.get("KERAS_BACKEND") or "tensorflow"  # no --backend: $KERAS_BACKEND, else tensorflow
     assert run["backend"] == expected and _trial_backends(run_dir) == {expected} and metrics["backend"] == expected
     shown = _search("leaderboard", str(run_dir), "--top", "3")

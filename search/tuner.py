@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 import io
 import logging
 import os
@@ -396,10 +397,20 @@ def plan(settings: Settings, stage: Stage = Stage.SEARCH) -> Plan:
                 steps_per_execution=settings.steps_per_execution)
 
 
-def _trainable(train: Volumes, val: Volumes, resources: Resources, trial_plan: Plan):
-    """run_trial with the data and the plan put into the object store once, and the per-trial resources."""
-    from search.trial import run_trial  # imports Keras: only once a stage runs, after the run chose its backend
+TRIAL_FUNCTION = "CONV3D_SEARCH_TRIAL"  # "module:function": another trainable with run_trial's protocol
 
+
+def trial_function() -> Callable[..., None]:
+    """search.trial.run_trial, or the function $CONV3D_SEARCH_TRIAL names (the scale benchmark and tests plug
+    in search.synthetic:run_trial, which reports the same protocol without Keras)."""
+    module, _, name = os.environ.get(TRIAL_FUNCTION, "search.trial:run_trial").partition(":")
+    # search.trial imports Keras: only once a stage runs, after the run chose its backend
+    return getattr(importlib.import_module(module), name)
+
+
+def _trainable(train: Volumes, val: Volumes, resources: Resources, trial_plan: Plan):
+    """The trial function with the data and the plan put into the object store once, and the per-trial resources."""
+    run_trial = trial_function()
     request = {"cpu": resources.cpus, "gpu": resources.gpus}
     if resources.memory_gib:
         request["memory"] = int(resources.memory_gib * 2**30)

@@ -1,0 +1,278 @@
+"""The driver at scale: the service's pipeline against bare Ray Tune, with synthetic trials, at 1,000 and 10,000 trials.
+
+Run: .venv/bin/python benchmarks/bench_scale.py [--trials 1000 10000] [--storage local s3] [--epoch-s 0.05]
+Each measurement runs in a process of its own. The service is the real pipeline (``run.prepare`` and
+``run.start``: Tune, the study search, TPE, ASHA, RecordKeeper and its journal, the report writer, the
+watchers) with only the training replaced ($CONV3D_SEARCH_TRIAL = search.synthetic:run_trial, a sleep and
+a learning curve per epoch, reporting and checkpointing as a trial does). Bare Tune runs the same
+synthetic trainable with the same TPE, ASHA, concurrency and checkpoint settings and none of our
+callbacks. The space is benchmarks/scale_space.py (16 parameters, rungs at 1 and 3 of 9 epochs, 16 at
+once, --no-final). "s3" is SeaweedFS on loopback (tests/s3.py).
+
+Printed per run: wall time against the minimum (epochs trained x epoch sleep / concurrency) and the
+service's ratio to bare Tune; for each tenth of the run (by trials proposed) the driver's CPU seconds per
+trial and TPE's ask (OptunaSearch.suggest) per trial; the driver's peak memory; the run folder's size.
+Goals (issue 25): at 10,000 trials within 1.15x bare Tune, at 1,000 within 1.1x; the last tenth's CPU
+per trial, TPE's apart, at most 1.5x the first tenth's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = ROOT / "benchmarks" / "scale_space.py"
+CONCURRENCY = 16
+TENTHS = 10
+
+
+class Probe:
+    """At each TPE ask (OptunaSearch.suggest: one per trial proposed), the driver's CPU seconds so far and the
+    ask's own CPU; a run's tenths are counted in trials proposed, from the first ask to the last (the end of
+    the run, after the last proposal, is reported apart)."""
+
+    def __init__(self):
+        self.asks: list[tuple[float, float]] = []  # (process CPU before the ask, the ask's CPU)
+        from ray.tune.search.optuna import OptunaSearch
+
+        suggest = OptunaSearch.suggest
+
+        def timed(searcher, trial_id):
+            process, thread = time.process_time(), time.thread_time()
+            try:
+                return suggest(searcher, trial_id)
+            finally:
+                self.asks.append((process, time.thread_time() - thread))
+
+        OptunaSearch.suggest = timed
+
+    def tenths(self) -> list[dict[str, float]]:
+        """Per tenth of the trials proposed: the driver's CPU per trial, and TPE's ask per trial."""
+        bounds = [round(k * (len(self.asks) - 1) / TENTHS) for k in range(TENTHS + 1)]
+        out = []
+        for first, last in zip(bounds, bounds[1:]):
+            trials = max(1, last - first)
+            cpu = self.asks[last][0] - self.asks[first][0]
+            out.append({"cpu_per_trial": cpu / trials, "tpe_per_trial": sum(a for _, a in self.asks[first:last]) / trials})
+        return out
+
+    def after_last_ask(self) -> float:
+        """The driver's CPU seconds from the last proposal to now (the last trials and the stage's end)."""
+        return time.process_time() - self.asks[-1][0]
+
+
+def _folder_size(where: str) -> int:
+    if where.startswith("s3://"):
+        import pyarrow.fs as pafs
+
+        fs = pafs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL"], region="us-east-1")
+        infos = fs.get_file_info(pafs.FileSelector(where[5:], recursive=True))
+        return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
+    return sum(p.stat().st_size for p in Path(where).rglob("*") if p.is_file())
+
+
+def run_service(trials: int, results: str) -> dict:
+    """The pipeline as `python -m search run benchmarks/scale_space.py --samples N --no-final` runs it."""
+    from search import run, storage
+    from search.leaderboard import Records
+    from search.options import RunOptions
+    from search.resources import Resources
+
+    probe = Probe()
+    options = RunOptions(SPACE, results=storage.parse(results), name="service", samples=trials, final=False,
+                         resources=Resources(cpus=(os.cpu_count() or 1) / CONCURRENCY))
+    prepared = run.prepare(options)
+    started = time.perf_counter()
+    summary = run.start(prepared)
+    wall = time.perf_counter() - started
+    tail_cpu = probe.after_last_ask()
+    loading = time.perf_counter()
+    records = Records.load(summary.run_dir)  # what resume reads first
+    load_s = time.perf_counter() - loading
+    epochs = sum(max(r.epochs, default=0) for r in records.trials.values())
+    return {"wall_s": wall, "trials": len(records.trials), "epochs": epochs, "tenths": probe.tenths(), "tail_cpu_s": tail_cpu,
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "records_load_s": load_s,
+            "folder_mib": _folder_size(str(summary.run_dir)) / 2**20}
+
+
+def run_bare(trials: int, results: str) -> dict:
+    """The same synthetic trials, TPE, ASHA and checkpoint settings in a plain Tuner: no callbacks of ours."""
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from search import bridge, storage, synthetic
+    from search.data import Volumes
+    from search.protocol import METRIC, Plan
+
+    import numpy as np
+
+    space = bridge.load_space(SPACE)
+    settings = space.settings.replace(samples=trials)
+    probe = Probe()
+    ray.init(num_cpus=os.cpu_count())
+    sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, group=True, constant_liar=True,
+                                         n_startup_trials=settings.tpe_startup_trials())
+    searcher = ConcurrencyLimiter(OptunaSearch(space=bridge.define_by_run(space), metric=METRIC, mode="max",
+                                               sampler=sampler), max_concurrent=CONCURRENCY)
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
+                              grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
+    tiny = Volumes(np.zeros((1, 16, 16, 16), np.uint8), np.zeros(1, np.int64))
+    plan = Plan(checkpoint_every=settings.checkpoint_every, rungs=settings.rungs())
+    trainable = tune.with_resources(tune.with_parameters(synthetic.run_trial, train=tiny, val=tiny, plan=plan),
+                                    {"cpu": (os.cpu_count() or 1) / CONCURRENCY})
+    where = storage.parse(results) / "bare"
+    started = time.perf_counter()
+    grid = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler,
+                                    num_samples=trials, reuse_actors=True),
+        run_config=tune.RunConfig(name="tune", **storage.tune_storage(where),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1),
+    ).fit()
+    wall = time.perf_counter() - started
+    tail_cpu = probe.after_last_ask()
+    epochs = sum(int(r.metrics.get("epoch", 0)) for r in grid)
+    return {"wall_s": wall, "trials": len(grid), "epochs": epochs, "tenths": probe.tenths(), "tail_cpu_s": tail_cpu,
+            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "folder_mib": _folder_size(str(where)) / 2**20}
+
+
+def study_at_scale(sizes: list[int], asks: int = 5) -> None:
+    """TPE's ask and the study's copy in Tune's searcher state against the study's size, outside any run: a study
+    of n finished trials of the scale space (random values, a synthetic curve's accuracy), in memory and in
+    SQLite as the service keeps it; per size, the mean of `asks` asks with the service's TPE settings, and the
+    bytes and seconds of one sqlite serialize() (what StudySearch.save puts in every snapshot of a bucket run)."""
+    import sqlite3
+    import warnings
+
+    import optuna
+
+    from search import bridge, synthetic
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    space = bridge.load_space(SPACE)
+    sample = bridge.define_by_run(space)
+    print("\nThe study at scale (16 parameters; TPE multivariate, grouped, constant liar, as the service):")
+    for n in sizes:
+        memory = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+        for _ in range(n):
+            trial = memory.ask()
+            memory.tell(trial, synthetic.final_accuracy(sample(trial)))
+        folder = Path(tempfile.mkdtemp(prefix="conv3d-study-"))
+        url = f"sqlite:///{folder / 'optuna.db'}"
+        optuna.copy_study(from_study_name=memory.study_name, from_storage=memory._storage, to_storage=url,
+                          to_study_name="scale")
+        line = f"  {n:6d} trials:"
+        stored = optuna.load_study(study_name="scale", storage=url)
+        service = dict(seed=0, multivariate=True, group=True, constant_liar=True, n_startup_trials=16)
+        for name, study, sampler in (("in memory", memory, optuna.samplers.TPESampler(**service)),
+                                     ("SQLite, as the service", stored, optuna.samplers.TPESampler(**service)),
+                                     ("in memory, univariate TPE", memory,
+                                      optuna.samplers.TPESampler(seed=0, constant_liar=True, n_startup_trials=16))):
+            study.sampler = sampler
+            seconds = []
+            for _ in range(asks):
+                started = time.perf_counter()
+                trial = study.ask()
+                sample(trial)
+                seconds.append(time.perf_counter() - started)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            line += f" TPE ask {sum(seconds) / asks * 1e3:7.1f} ms ({name});"
+        started = time.perf_counter()
+        with sqlite3.connect(folder / "optuna.db") as db:
+            size = len(db.serialize())
+        line += f" serialize {size / 2**20:5.1f} MiB in {(time.perf_counter() - started) * 1e3:.0f} ms"
+        print(line, flush=True)
+
+
+def _measure(kind: str, trials: int, storage: str, epoch_s: float, env: dict, folder: Path) -> dict:
+    """One measurement in a fresh process; its console output goes to a log beside the results."""
+    out = folder / f"{kind}-{trials}-{storage}.json"
+    log = folder / f"{kind}-{trials}-{storage}.log"
+    results = (f"s3://runs/scale-{trials}-{int(time.time())}" if storage == "s3"
+               else str(folder / f"runs-{kind}-{trials}"))
+    child_env = {**env, "CONV3D_SEARCH_TRIAL": "search.synthetic:run_trial",
+                 "CONV3D_SEARCH_SYNTHETIC_EPOCH_S": str(epoch_s),
+                 "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}  # bare Tune without its loggers too: Tune's machinery only
+    with open(log, "w") as console:
+        subprocess.run([sys.executable, __file__, "--one", kind, "--trials", str(trials), "--results", results,
+                        "--out", str(out)], env=child_env, stdout=console, stderr=subprocess.STDOUT, check=True, cwd=ROOT)
+    return json.loads(out.read_text())
+
+
+def _print(trials: int, storage: str, epoch_s: float, service: dict, bare: dict) -> None:
+    print(f"\n{trials} trials, {storage} storage, {CONCURRENCY} at once, {epoch_s} s per epoch:")
+    for name, m in (("bare Tune", bare), ("service", service)):
+        minimum = m["epochs"] * epoch_s / CONCURRENCY
+        print(f"  {name:9s} {m['wall_s']:7.1f} s wall, minimum {minimum:6.1f} s ({m['wall_s'] / minimum:.2f}x), "
+              f"{m['trials']} trials, {m['epochs']} epochs, peak {m['peak_mib']:.0f} MiB, folder {m['folder_mib']:.1f} MiB, "
+              f"driver CPU after the last proposal {m['tail_cpu_s']:.1f} s")
+    print(f"  service / bare Tune: {service['wall_s'] / bare['wall_s']:.3f}x"
+          f"  (goal: <= {1.15 if trials >= 10000 else 1.1}x); records load (resume) {service['records_load_s']:.2f} s")
+    print("  tenth:                 " + " ".join(f"{k + 1:6d}" for k in range(len(service["tenths"]))))
+    for name, m in (("bare", bare), ("service", service)):
+        print(f"  {name:8s} CPU ms/trial   " + " ".join(f"{t['cpu_per_trial'] * 1e3:6.1f}" for t in m["tenths"]))
+        print(f"  {name:8s} TPE ms/trial   " + " ".join(f"{t['tpe_per_trial'] * 1e3:6.1f}" for t in m["tenths"]))
+    ours = [s["cpu_per_trial"] - s["tpe_per_trial"] - (b["cpu_per_trial"] - b["tpe_per_trial"])
+            for s, b in zip(service["tenths"], bare["tenths"])]
+    print("  ours (service - bare, TPE apart) ms/trial " + " ".join(f"{o * 1e3:6.1f}" for o in ours))
+    first, last = service["tenths"][0], service["tenths"][-1]
+    growth = (last["cpu_per_trial"] - last["tpe_per_trial"]) / (first["cpu_per_trial"] - first["tpe_per_trial"])
+    print(f"  service CPU per trial without TPE, last tenth / first: {growth:.2f}x (goal: <= 1.5x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--storage", nargs="+", default=["local", "s3"], choices=["local", "s3"])
+    parser.add_argument("--epoch-s", type=float, default=0.05)
+    parser.add_argument("--folder", default=None, help="where runs and logs go (default: a new temporary folder)")
+    parser.add_argument("--study-sizes", type=int, nargs="*", default=[1000, 3000, 10000],
+                        help="study sizes for the TPE-ask part (none: skip it)")
+    parser.add_argument("--one", choices=["service", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--results", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        measured = (run_service if args.one == "service" else run_bare)(args.trials[0], args.results)
+        Path(args.out).write_text(json.dumps(measured))
+        return
+    folder = Path(args.folder or tempfile.mkdtemp(prefix="conv3d-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"runs and logs: {folder}", flush=True)
+    for storage in args.storage:
+        env = dict(os.environ)
+        server = None
+        if storage == "s3":
+            sys.path.insert(0, str(ROOT / "tests"))
+            from s3 import seaweedfs  # the tests' loopback SeaweedFS
+
+            server = seaweedfs(folder / "seaweedfs")
+            env.update(server.__enter__().env())
+        try:
+            for trials in args.trials:
+                bare = _measure("bare", trials, storage, args.epoch_s, env, folder)
+                service = _measure("service", trials, storage, args.epoch_s, env, folder)
+                _print(trials, storage, args.epoch_s, service, bare)
+        finally:
+            if server is not None:
+                server.__exit__(None, None, None)
+    if args.study_sizes:
+        study_at_scale(args.study_sizes)
+
+
+if __name__ == "__main__":
+    main()

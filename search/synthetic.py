@@ -1,0 +1,72 @@
+"""A stand-in trial for the scale benchmark and the scale tests: the trial protocol without Keras.
+
+Each epoch is a short sleep and a deterministic learning curve computed from the configuration; it reports
+what ``search.trial.run_trial`` reports (statuses, every epoch's metrics, checkpoints at the plan's cadence,
+each a small state.json) and resumes from its newest checkpoint. The pipeline uses it in place of the real
+trial when $CONV3D_SEARCH_TRIAL is "search.synthetic:run_trial" (``search.tuner.trial_function``); every
+other part of a run is the one users run. $CONV3D_SEARCH_SYNTHETIC_EPOCH_S sets the sleep (default 0.05 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from search import params as schema
+from search.data import Volumes
+from search.protocol import BASELINE_KEY, METRIC, Plan, Status, split_config
+
+EPOCH_S = float(os.environ.get("CONV3D_SEARCH_SYNTHETIC_EPOCH_S", "0.05"))
+
+
+def final_accuracy(params: dict[str, Any]) -> float:
+    """The accuracy a configuration's curve rises to: best at a learning rate of 2e-3, and a fixed
+    configuration-dependent spread of a few points (so TPE has something to learn, and ties are rare)."""
+    spread = int(hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8], 16) / 16**8
+    return 0.55 + 0.35 * math.exp(-math.log10(params["learning_rate"] / 2e-3) ** 2) + 0.05 * spread
+
+
+def curve(params: dict[str, Any], epoch: int) -> dict[str, float]:
+    """The metrics of `epoch` (from 1): validation accuracy rising as 1 - exp(-epoch / 3) toward final_accuracy."""
+    accuracy = final_accuracy(params) * (1 - math.exp(-epoch / 3))
+    return {"loss": 2.3 * (1 - accuracy), "accuracy": min(1.0, accuracy + 0.02), "val_loss": 2.3 * (1 - accuracy),
+            METRIC: accuracy}
+
+
+def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan = Plan(),
+              gpu: tuple[bool, str] = (False, "float32")) -> None:
+    """The trainable, with run_trial's signature; `train`, `val` and `gpu` are unused."""
+    started = time.perf_counter()
+    params, extras = split_config(config)
+    info = {"node": socket.gethostname(), BASELINE_KEY: extras.get(BASELINE_KEY) or "", "backend": "synthetic"}
+    try:
+        params = schema.feasible(params)
+    except schema.Infeasible as e:
+        tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
+        return
+    first = 1
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as local:
+            first = json.loads((Path(local) / "state.json").read_text())["epoch"] + 1
+    last = params["epochs"]
+    for epoch in range(first, last + 1):
+        time.sleep(EPOCH_S)
+        metrics = {**curve(params, epoch), "epoch": epoch, "status": Status.COMPLETED if epoch >= last else Status.RUNNING,
+                   "param_count": 0, "train_seconds": time.perf_counter() - started, "resumed_from": first - 1, **info,
+                   "checkpointed": plan.checkpoint_at(epoch, last)}
+        if not metrics["checkpointed"]:
+            tune.report(metrics)
+            continue
+        with tempfile.TemporaryDirectory() as directory:
+            (Path(directory) / "state.json").write_text(json.dumps({"epoch": epoch}))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

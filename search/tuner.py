@@ -164,10 +164,9 @@ class StudySearch(OptunaSearch):
         self.carry_study = carry_study  # False for a local run: its optuna.db is the study, and stays with it
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        try:
-            super().on_trial_result(trial_id, result)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # resumed: the live study had finished this trial after Tune's last saved state; nothing new
+        """Nothing: OptunaSearch stores every epoch as an intermediate value, for Optuna's pruners (ASHA prunes
+        here), at a SQLite commit each; TPE reads only the final value (on_trial_complete). Nor does a resumed
+        run then write to a trial its live study had finished after Tune's last saved state (which raised)."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         super().on_trial_complete(trial_id, result, error)

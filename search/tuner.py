@@ -402,9 +402,12 @@ TRIAL_FUNCTION = "CONV3D_SEARCH_TRIAL"  # "module:function": another trainable w
 def trial_function() -> Callable[..., None]:
     """search.trial.run_trial, or the function $CONV3D_SEARCH_TRIAL names (the scale benchmark and tests plug
     in search.synthetic:run_trial, which reports the same protocol without Keras)."""
-    module, _, name = os.environ.get(TRIAL_FUNCTION, "search.trial:run_trial").partition(":")
-    # search.trial imports Keras: only once a stage runs, after the run chose its backend
-    return getattr(importlib.import_module(module), name)
+    named = os.environ.get(TRIAL_FUNCTION, "search.trial:run_trial")
+    module, _, name = named.partition(":")
+    try:  # search.trial imports Keras: only once a stage runs, after the run chose its backend
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise UserError(f"${TRIAL_FUNCTION}={named!r}: no such function (expected module:function)") from None
 
 
 def _trainable(train: Volumes, val: Volumes, resources: Resources, trial_plan: Plan):

@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from ray.exceptions import ActorDiedError, OutOfMemoryError
 
+from search import synthetic, trial
+from search.errors import UserError
 from search.leaderboard import Records
 from search.settings import Settings
 from search.protocol import FINALIST_KEY
 from search.protocol import Plan
-from search.tuner import asha_rungs, failure_status, finalist_configs, plan
+from search.tuner import TRIAL_FUNCTION, asha_rungs, failure_status, finalist_configs, plan, trial_function
 
 
 def test_a_worker_killed_by_rays_memory_monitor_is_oom_and_other_failures_are_errors():
@@ -104,3 +107,14 @@ def test_tune_copies_a_whole_experiment_state_snapshot_before_writing_the_next(t
     finally:
         logger.removeHandler(handler)
     assert [r.getMessage() for r in errors] == [] and len(saves) == 2
+
+
+def test_the_trial_function_is_run_trial_unless_the_environment_names_another(monkeypatch):
+    monkeypatch.delenv(TRIAL_FUNCTION, raising=False)
+    assert trial_function() is trial.run_trial
+    monkeypatch.setenv(TRIAL_FUNCTION, "search.synthetic:run_trial")
+    assert trial_function() is synthetic.run_trial
+    for bad in ("search.synthetic:nothing", "no_such_module:run_trial", "search.synthetic"):
+        monkeypatch.setenv(TRIAL_FUNCTION, bad)
+        with pytest.raises(UserError, match=f"CONV3D_SEARCH_TRIAL='{bad}': no such function"):
+            trial_function()

@@ -249,23 +249,27 @@ class RecordKeeper(tune.Callback):
     a crash. The views (trials.json, leaderboard.csv, epochs.csv) are rewritten whole, which costs what the
     run holds: at most once per VIEWS_SPACING times their last write's duration (a bounded share of the
     driver however large the run grows), and always at the experiment's end. ``on_write`` is called after
-    each rewrite of the views.
+    each rewrite of the views. Trials that a time budget (time_budget_s) ended are recorded as stopped.
     """
 
     WRITE_EVERY_S = 1.0
     VIEWS_SPACING = 20  # the views' rewrites take at most 1/20 of the driver's time
     PATIENCE_S = 300.0  # at the experiment's end, how long to keep trying a storage that does not answer
 
-    def __init__(self, run_dir: Location, stage: Stage = Stage.SEARCH, on_write: Callable[[], None] | None = None):
+    def __init__(self, run_dir: Location, stage: Stage = Stage.SEARCH, on_write: Callable[[], None] | None = None,
+                 time_budget_s: float | None = None):
         self.run_dir = RunDir(run_dir).path
         self.stage = stage
         self.on_write = on_write
+        self.time_budget_s = time_budget_s
+        self.started = time.monotonic()
         self.records = leaderboard.Records()
         self.journal: Journal | None = None
         self.journaled = 0.0
         self.views_due = 0.0  # monotonic time of the next rewrite of the views
 
     def setup(self, **info) -> None:
+        self.started = time.monotonic()
         self.records = leaderboard.Records.load(self.run_dir)
         self.journal = Journal(RunDir(self.run_dir).journal)
         if self.records.trials and not self.journal.exists():  # a run made before the journal: its trials.json first
@@ -336,6 +340,10 @@ class RecordKeeper(tune.Callback):
         # After a driver crash, Ray's saved state can lag: a trial the dead driver had started may be
         # unknown to the restored experiment, which samples a new trial in its place. Say so.
         self.records.mark_lost(known={t.trial_id for t in trials}, stage=self.stage)
+        if self.time_budget_s and time.monotonic() - self.started >= self.time_budget_s:
+            for trial in trials:  # the budget ended them, and Tune tells no callback so: they stopped there
+                if trial.status == trial.TERMINATED:
+                    self.records.finish(trial.trial_id)
         self._write(must=True)
 
 
@@ -420,7 +428,8 @@ def _trainable(train: Volumes, val: Volumes, resources: Resources, trial_plan: P
     return tune.with_resources(tune.with_parameters(run_trial, train=train, val=val, plan=trial_plan, gpu=gpu), request)
 
 
-def _run_config(run_dir: Location, name: str, stage: Stage, watchers: Watchers = Watchers()) -> tune.RunConfig:
+def _run_config(run_dir: Location, name: str, stage: Stage, watchers: Watchers = Watchers(),
+                time_budget_s: float | None = None) -> tune.RunConfig:
     """Tune's experiment in the folder `name` of the run folder, with our records and the pipeline's watchers."""
     return tune.RunConfig(
         name=name,
@@ -429,7 +438,7 @@ def _run_config(run_dir: Location, name: str, stage: Stage, watchers: Watchers =
         # Two, not one: Ray's saved experiment state can name the checkpoint before the newest,
         # and resume fails a trial whose named checkpoint was already deleted.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-        callbacks=[RecordKeeper(run_dir, stage, watchers.on_write), *watchers.callbacks],
+        callbacks=[RecordKeeper(run_dir, stage, watchers.on_write, time_budget_s), *watchers.callbacks],
         verbose=1,
     )
 
@@ -480,7 +489,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, re
             reuse_actors=REUSE_ACTORS,
             trial_dirname_creator=_trial_dirname,
         ),
-        run_config=_run_config(run_dir, RunDir(run_dir).tune.name, Stage.SEARCH, watchers),
+        run_config=_run_config(run_dir, RunDir(run_dir).tune.name, Stage.SEARCH, watchers, settings.time_budget_s),
     )
 
 

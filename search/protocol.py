@@ -19,7 +19,7 @@ class Status(StrEnum):
 
     RUNNING = "running"
     COMPLETED = "completed"  # trained its whole epoch budget
-    STOPPED = "stopped"  # ended by the scheduler (ASHA) before its budget
+    STOPPED = "stopped"  # ended before its epoch budget: by the scheduler (ASHA), or by the search's time budget
     BASELINE = "baseline"  # a reference configuration (a seed preset) that trained cleanly beside the search
     INFEASIBLE = "infeasible"  # its architecture cannot be built; reported without training
     DIVERGED = "diverged"  # its loss became NaN or inf

@@ -70,13 +70,15 @@ class Probe:
 
 
 def _folder_size(where: str) -> int:
-    if where.startswith("s3://"):
-        import pyarrow.fs as pafs
+    from search import storage
 
-        fs = pafs.S3FileSystem(endpoint_override=os.environ["AWS_ENDPOINT_URL"], region="us-east-1")
-        infos = fs.get_file_info(pafs.FileSelector(where[5:], recursive=True))
-        return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
-    return sum(p.stat().st_size for p in Path(where).rglob("*") if p.is_file())
+    location = storage.parse(where)
+    if isinstance(location, Path):
+        return sum(p.stat().st_size for p in location.rglob("*") if p.is_file())
+    import pyarrow.fs as pafs
+
+    infos = location.filesystem.get_file_info(pafs.FileSelector(location.path, recursive=True))
+    return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
 
 
 def run_service(trials: int, results: str) -> dict:
@@ -129,6 +131,7 @@ def run_bare(trials: int, results: str) -> dict:
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
                               grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
     tiny = Volumes(np.zeros((1, 16, 16, 16), np.uint8), np.zeros(1, np.int64))
+    # tuner.plan's Plan, built here: importing search.tuner would patch Tune's snapshots in the bare run too
     plan = Plan(checkpoint_every=settings.checkpoint_every, rungs=settings.rungs())
     trainable = tune.with_resources(tune.with_parameters(synthetic.run_trial, train=tiny, val=tiny, plan=plan),
                                     {"cpu": (os.cpu_count() or 1) / CONCURRENCY})

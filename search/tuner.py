@@ -303,15 +303,17 @@ class RecordKeeper(tune.Callback):
                 time.sleep(5)
 
     def _journal(self, compact: bool) -> None:
-        changed = self.records.take_changed()
-        try:
-            if compact:
-                self.journal.compact(self.records.to_json().values())
-            else:
+        """Append the changed trials as one part, or (compact) replace the journal with every record."""
+        if compact:
+            self.journal.compact(self.records.to_json().values())
+            self.records.changed.clear()
+        else:
+            changed = self.records.take_changed()
+            try:
                 self.journal.append(changed)
-        except OSError:
-            self.records.changed.update(r["trial_id"] for r in changed)
-            raise
+            except OSError:
+                self.records.changed.update(r["trial_id"] for r in changed)
+                raise
         self.journaled = time.monotonic()
 
     def _views(self) -> None:

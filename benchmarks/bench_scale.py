@@ -154,15 +154,16 @@ def run_bare(trials: int, results: str) -> dict:
 
 def study_at_scale(sizes: list[int], asks: int = 5) -> None:
     """TPE's ask and the study's copy in Tune's searcher state against the study's size, outside any run: a study
-    of n finished trials of the scale space (random values, a synthetic curve's accuracy), in memory and in
-    SQLite as the service keeps it; per size, the mean of `asks` asks with the service's TPE settings, and the
-    bytes and seconds of one sqlite serialize() (what StudySearch.save puts in every snapshot of a bucket run)."""
-    import sqlite3
+    of n finished trials of the scale space (random values, a synthetic curve's accuracy), in memory, in
+    Optuna's journal file as the service keeps it, and in SQLite as it kept it before; per size, the mean of
+    `asks` asks with the service's TPE settings, the journal's replay (a resume, the report), and its bytes
+    (what StudySearch.save puts in every snapshot of a bucket run)."""
     import warnings
 
     import optuna
 
     from search import bridge, synthetic
+    from search import study as run_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -175,14 +176,21 @@ def study_at_scale(sizes: list[int], asks: int = 5) -> None:
             trial = memory.ask()
             memory.tell(trial, synthetic.final_accuracy(sample(trial)))
         folder = Path(tempfile.mkdtemp(prefix="conv3d-study-"))
-        url = f"sqlite:///{folder / 'optuna.db'}"
-        optuna.copy_study(from_study_name=memory.study_name, from_storage=memory._storage, to_storage=url,
-                          to_study_name="scale")
+        url = f"sqlite:///{folder / 'before.sqlite'}"
+        journal = folder / "optuna.journal"
+        for to in (url, run_study.journal_storage(journal)):
+            optuna.copy_study(from_study_name=memory.study_name, from_storage=memory._storage, to_storage=to,
+                              to_study_name="scale")
         line = f"  {n:6d} trials:"
-        stored = optuna.load_study(study_name="scale", storage=url)
+        started = time.perf_counter()
+        stored = optuna.load_study(study_name="scale", storage=run_study.journal_storage(journal))
+        stored.trials
+        replay = time.perf_counter() - started
         service = dict(seed=0, multivariate=True, group=True, constant_liar=True, n_startup_trials=16)
         for name, study, sampler in (("in memory", memory, optuna.samplers.TPESampler(**service)),
-                                     ("SQLite, as the service", stored, optuna.samplers.TPESampler(**service)),
+                                     ("journal, as the service", stored, optuna.samplers.TPESampler(**service)),
+                                     ("SQLite, before", optuna.load_study(study_name="scale", storage=url),
+                                      optuna.samplers.TPESampler(**service)),
                                      ("in memory, univariate TPE", memory,
                                       optuna.samplers.TPESampler(seed=0, constant_liar=True, n_startup_trials=16))):
             study.sampler = sampler
@@ -194,10 +202,7 @@ def study_at_scale(sizes: list[int], asks: int = 5) -> None:
                 seconds.append(time.perf_counter() - started)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
             line += f" TPE ask {sum(seconds) / asks * 1e3:7.1f} ms ({name});"
-        started = time.perf_counter()
-        with sqlite3.connect(folder / "optuna.db") as db:
-            size = len(db.serialize())
-        line += f" serialize {size / 2**20:5.1f} MiB in {(time.perf_counter() - started) * 1e3:.0f} ms"
+        line += f" journal {journal.stat().st_size / 2**20:5.1f} MiB, replayed in {replay:.2f} s"
         print(line, flush=True)
 
 

@@ -347,5 +347,5 @@ def _looking_hint(run_dir) -> str:
 
     where = RunDir(run_dir)
     return (f"look at it: {where.report} (any browser, offline); `tensorboard --logdir {run_dir}`; "
-            f"`optuna-dashboard {where.study_url}` (pip install tensorboard optuna-dashboard)")
+            f"`optuna-dashboard {where.study_local}` (pip install tensorboard optuna-dashboard)")
 

@@ -15,16 +15,15 @@ import json
 import math
 import os
 import sys
-import tempfile
 import threading
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from search import leaderboard, provenance, storage
+from search import study as run_study
 from search.errors import UserError
 from search.protocol import Stage, Status
 from search.provenance import RunInfo
@@ -50,7 +49,7 @@ def write(run_dir: Location) -> Location:
         records = leaderboard.Records.load(run_dir)
         board = leaderboard.leaderboard(records)
         final = _final(run_dir)
-        study = _study(run_dir)
+        study = run_study.load(run_dir)
         sections = [
             ("The run", _facts_html(info, board)),
             ("Learning curves", _figure(run_dir, "learning_curves", _learning_curves(records, info),
@@ -132,34 +131,6 @@ def _final(run_dir: Location) -> dict[str, Any] | None:
     """The winner's test metrics, once the final stage wrote them."""
     path = RunDir(run_dir).final.test_metrics
     return json.loads(storage.read_text(path)) if storage.is_file(path) else None
-
-
-def _study(run_dir: Location):
-    """The run's Optuna study, or None (no storage yet, or a run from before the study was kept)."""
-    where = RunDir(run_dir)
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if where.study_local.is_file():  # the live study, on this machine
-        return _load_study(where.study_url)
-    if where.local or not storage.is_file(where.study):
-        return None
-    with tempfile.TemporaryDirectory() as directory:  # the bucket's copy, read into memory
-        copy = Path(directory) / where.study.name
-        copy.write_bytes(storage.read_bytes(where.study))
-        study = _load_study(f"sqlite:///{copy}")
-        if study is None:
-            return None
-        in_memory = optuna.storages.InMemoryStorage()
-        optuna.copy_study(from_study_name=study.study_name, from_storage=f"sqlite:///{copy}", to_storage=in_memory)
-        return optuna.load_study(study_name=study.study_name, storage=in_memory)
-
-
-def _load_study(url: str):
-    import optuna
-
-    summaries = optuna.get_all_study_summaries(url)
-    return optuna.load_study(study_name=summaries[0].study_name, storage=url) if summaries else None
 
 
 # --- figures (matplotlib's object API with the Agg canvas: no pyplot state, safe in a background thread) ---

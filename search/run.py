@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from search import backend, bridge, connection, data, disk, files, final, leaderboard, provenance, report, resources, storage, tuner, watch
+from search import study as run_study
 from search.errors import UserError
 from search.leaderboard import Pick
 from search.options import RunOptions
@@ -117,13 +118,13 @@ def _finish(run_dir: Location, info: RunInfo, options: RunOptions, space: Space,
             train: data.Volumes, val: data.Volumes, records: leaderboard.Records, stop: StopSignals) -> Summary:
     """After the search: the finalists, the best of all, its one test."""
     provenance.mark(run_dir, info, "search_ended", keep_first=True)
-    watch.export_study(run_dir)
+    run_study.export(run_dir)
     with stop.tune():
         records = tuner.finalists(records, space.settings, train, val, run_dir, options.resources, _watchers(run_dir))
     leaderboard.write(run_dir, records)
     best = records.pick()
     storage.write_json(RunDir(run_dir).best_json, best.to_json())
-    watch.export_study(run_dir)
+    run_study.export(run_dir)
     accuracy = final.test_once(best.params, data_file, RunDir(run_dir).final, options.resources) if options.final else None
     provenance.mark(run_dir, info, "ended")  # after the final retrain and test: the run's whole wall time
     report.write_or_warn(run_dir)  # the finished run's pictures (rewritten while the search ran)
@@ -150,7 +151,7 @@ def final_for_rank(run_dir: Location, rank: int, address: str | None = None,
 
 def _watchers(run_dir: Location) -> tuner.Watchers:
     """What watches a stage: TensorBoard, CSV and JSON logs, the Optuna study in the run folder, the report."""
-    return tuner.Watchers(tuple(watch.tune_loggers()), watch.optuna_storage(run_dir), report.ReportWriter(run_dir).soon)
+    return tuner.Watchers(tuple(watch.tune_loggers()), run_study.searcher_arguments(run_dir), report.ReportWriter(run_dir).soon)
 
 
 def _connect(options: RunOptions, keras_backend: str) -> None:

@@ -113,24 +113,25 @@ class RunDir:
 
     @property
     def study(self) -> Location:
-        """The Optuna study, in SQLite (optuna.load_study, optuna-dashboard); in a bucket, a copy made at each stage's end."""
-        return self.path / "optuna.db"
+        """The Optuna study, as Optuna's journal file (optuna.load_study with a JournalStorage, optuna-dashboard);
+        in a bucket, a copy made at each stage's end."""
+        return self.path / "optuna.journal"
+
+    @property
+    def study_sqlite(self) -> Path | None:
+        """Where a run made before the journal (2026-12-04) kept its study: SQLite, read once into the journal."""
+        return self.path / "optuna.db" if self.local else None
 
     @property
     def study_local(self) -> Path:
-        """Where the live study is: the run folder's optuna.db, or for a bucket a file in this machine's cache
-        ($XDG_CACHE_HOME or ~/.cache, then conv3d-search/<endpoint hash>/<bucket>/<prefix>/<run>/optuna.db),
-        SQLite needing a local disk."""
+        """Where the live study is: the run folder's optuna.journal, or for a bucket a file in this machine's cache
+        ($XDG_CACHE_HOME or ~/.cache, then conv3d-search/<endpoint hash>/<bucket>/<prefix>/<run>/optuna.journal),
+        as Optuna's file journal needs a local disk (it appends under a file lock)."""
         if isinstance(self.study, Path):
             return self.study
         endpoint = hashlib.sha256((self.path.endpoint or "aws").encode()).hexdigest()[:8]  # one server's bucket, not another's
         cache = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "conv3d-search"
-        return cache / endpoint / self.path.bucket / self.path.key / "optuna.db"
-
-    @property
-    def study_url(self) -> str:
-        """The live study's SQLAlchemy URL, as optuna.load_study and optuna-dashboard take it."""
-        return f"sqlite:///{self.study_local.resolve()}"
+        return cache / endpoint / self.path.bucket / self.path.key / self.study.name
 
     @property
     def tune(self) -> Location:

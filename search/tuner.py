@@ -14,13 +14,11 @@ import io
 import logging
 import os
 import pickle
-import sqlite3
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -29,7 +27,8 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from search import files, leaderboard, storage
+from search import leaderboard, storage
+from search import study as run_study
 from search.data import Volumes
 from search.errors import UserError, exception_line
 from search.journal import Journal
@@ -146,26 +145,27 @@ class BaselinesFirst(Searcher):
 
 
 class StudySearch(OptunaSearch):
-    """OptunaSearch whose saved state carries the SQLite study's bytes instead of a connection to its file.
+    """OptunaSearch whose saved state carries the study's journal bytes instead of a connection to its file.
 
     OptunaSearch pickles its storage, which reconnects to the study file's absolute path: on another
     machine (a resume from a bucket) that path is absent and the restore fails. Here Tune's searcher state
-    (which Tune uploads with its experiment state) holds a consistent copy of the study; a restore puts it
+    (which Tune uploads with its experiment state) holds a copy of the study's journal; a restore puts it
     back at this machine's RunDir.study_local if no study is there yet, and reattaches to it. A local run's
-    state carries no copy (carry_study False: its optuna.db is in the run folder), so its snapshots do not grow
-    with the study.
+    state carries no copy (carry_study False: its optuna.journal is in the run folder), so its snapshots do not
+    grow with the study.
     """
 
-    _STUDY_STATE = "conv3d-search study bytes"
+    _STUDY_STATE = "conv3d-search study journal"
+    _SQLITE_STATE = "conv3d-search study bytes"  # a run made before the journal: its study in SQLite bytes
 
     def __init__(self, *args, run_dir: Location, carry_study: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.run_dir = run_dir
-        self.carry_study = carry_study  # False for a local run: its optuna.db is the study, and stays with it
+        self.carry_study = carry_study  # False for a local run: its optuna.journal is the study, and stays with it
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Nothing: OptunaSearch stores every epoch as an intermediate value, for Optuna's pruners (ASHA prunes
-        here), at a SQLite commit each; TPE reads only the final value (on_trial_complete). Nor does a resumed
+        here), at a storage write each; TPE reads only the final value (on_trial_complete). Nor does a resumed
         run then write to a trial its live study had finished after Tune's last saved state (which raised)."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -176,8 +176,7 @@ class StudySearch(OptunaSearch):
     def _shared(self) -> dict[int, str]:
         """The objects that are the study and its storage: saved by reference, rebuilt on restore."""
         study = self._ot_study
-        return {id(o): key for key, o in (("storage", self._storage), ("study", study),
-                                          ("cached", getattr(study, "_storage", None))) if o is not None}
+        return {id(o): key for key, o in (("storage", self._storage), ("study", study)) if o is not None}
 
     def __getstate__(self) -> dict[str, Any]:  # tuner.pkl: no connection to a file of this machine
         return {**self.__dict__, "_storage": None, "_ot_study": None, "_ot_trials": {}}
@@ -185,18 +184,16 @@ class StudySearch(OptunaSearch):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self._storage is None and self._study_name != "optuna":  # "optuna": OptunaSearch's in-memory study
-            self._storage = _sqlite_storage(RunDir(self.run_dir).study_local)
+            self._storage = run_study.live_storage(self.run_dir)
 
     def save(self, checkpoint_path: str) -> None:
         if self._storage is None or self._ot_study is None:
             return super().save(checkpoint_path)
-        study_bytes = None  # a copy in every snapshot costs O(trials) each: only where a resume needs it
-        if self.carry_study:
-            with sqlite3.connect(RunDir(self.run_dir).study_local) as db:
-                study_bytes = db.serialize()  # one consistent snapshot, even while the sampler writes
+        # A copy in every snapshot costs O(trials) each: only where a resume needs it.
+        journal = run_study.snapshot(self.run_dir) if self.carry_study else None
         shared = self._shared()
         buffer = io.BytesIO()
-        pickle.dump({self._STUDY_STATE: study_bytes, "study_name": self._study_name}, buffer)
+        pickle.dump({self._STUDY_STATE: journal, "study_name": self._study_name}, buffer)
         pickler = pickle.Pickler(buffer)
         pickler.persistent_id = lambda obj: shared.get(id(obj))
         pickler.dump(self.__dict__.copy())
@@ -206,38 +203,22 @@ class StudySearch(OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as file:
             head = pickle.load(file)
-            if not (isinstance(head, dict) and self._STUDY_STATE in head):  # OptunaSearch's own format
-                file.seek(0)
+            if not (isinstance(head, dict) and {self._STUDY_STATE, self._SQLITE_STATE} & head.keys()):
+                file.seek(0)  # OptunaSearch's own format
                 return super().restore(checkpoint_path)
-            local = RunDir(self.run_dir).study_local
-            rdb = _sqlite_storage(local)
-            if head["study_name"] not in optuna.get_all_study_names(rdb):  # this machine never had the study: Tune's copy
-                if head[self._STUDY_STATE] is None:
-                    raise UserError(f"{local}: the run's Optuna study is missing")
-                rdb.engine.dispose()
-                files.write_atomic(local, lambda tmp: tmp.write_bytes(head[self._STUDY_STATE]))
-                rdb = _sqlite_storage(local)
-            study = optuna.load_study(study_name=head["study_name"], storage=rdb)
-            objects = {"storage": rdb, "study": study, "cached": study._storage}
+            live = run_study.live_storage(self.run_dir)
+            if head["study_name"] not in optuna.get_all_study_names(live):  # this machine never had it: Tune's copy
+                copy = head.get(self._STUDY_STATE) or head.get(self._SQLITE_STATE)
+                if copy is None:
+                    raise UserError(f"{RunDir(self.run_dir).study_local}: the run's Optuna study is missing")
+                run_study.put_back(self.run_dir, copy, sqlite=self._SQLITE_STATE in head)
+                live = run_study.live_storage(self.run_dir)
+            study = optuna.load_study(study_name=head["study_name"], storage=live)
+            objects = {"storage": live, "study": study, "cached": live}  # "cached": SQLite's cache, before the journal
             unpickler = pickle.Unpickler(file)
             unpickler.persistent_load = objects.__getitem__
             self.__dict__.update(unpickler.load())
         study.sampler = self._sampler
-
-
-def _sqlite_storage(path: Path) -> optuna.storages.RDBStorage:
-    """Optuna's storage in the SQLite file at path (made, with its folder, if absent)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}")
-
-
-def study_bytes(run_dir: Location) -> bytes | None:
-    """A consistent copy of the run's live Optuna study, as SQLite file bytes; None if there is none."""
-    local = RunDir(run_dir).study_local
-    if not local.is_file():
-        return None
-    with sqlite3.connect(local) as db:
-        return db.serialize()
 
 
 class RecordKeeper(tune.Callback):
@@ -465,6 +446,9 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, re
             n_startup_trials=settings.tpe_startup_trials(),
         )
     # The study lives in Optuna's own storage in the run folder (optuna-dashboard, optuna.load_study).
+    # Optuna's INFO line per trial looks up the best trial, which costs O(trials) on a journal storage; the
+    # console and the leaderboard say it anyway.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher: Searcher = StudySearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
                                      run_dir=RunDir(run_dir).path, carry_study=not RunDir(run_dir).local, **watchers.study)
     if settings.baselines:

@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 
 import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 import pytest
 
 from clusters import local_cluster
@@ -141,7 +143,7 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
 
     stored = _objects(server, f"{prefix}/run")
     for name in ("run.json", "trials.json", "leaderboard.csv", "epochs.csv", "best.json", "report.html",
-                 "learning_curves.png", "optuna.db", "final/model.keras", "final/test_metrics.json",
+                 "learning_curves.png", "optuna.journal", "final/model.keras", "final/test_metrics.json",
                  "final/predictions.csv", "final-rank-2/test_metrics.json", "tune/tuner.pkl"):
         assert name in stored, sorted(stored)
     assert any(n.startswith("tune/searcher-state") for n in stored)
@@ -157,8 +159,8 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
     assert run_json["resumed"][0]["cluster"]["address"] == address
 
     # The study came back from Tune's searcher state on machine 2: it holds every trial, the first driver's too.
-    (tmp_path / "optuna.db").write_bytes(storage.read_bytes(where / "optuna.db"))
-    study = optuna.load_study(study_name="run", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    (tmp_path / "optuna.journal").write_bytes(storage.read_bytes(where / "optuna.journal"))
+    study = optuna.load_study(study_name="run", storage=JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal"))))
     assert len(study.trials) == len(after) and sum(t.state.is_finished() for t in study.trials) >= len(kept)
 
     board = read_csv(f"{uri}/leaderboard.csv")  # pandas (s3fs) straight from the bucket
@@ -208,7 +210,7 @@ def test_the_run_folder_names_the_same_files_in_a_bucket(s3_env, tmp_path, monke
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     run = RunDir(s3_env.uri(f"names-{uuid.uuid4().hex[:8]}", "run"))
     assert run.name == "run" and not run.local and str(run.trials_json) == f"{run.path}/trials.json"
-    assert run.study_local.parts[-4:] == (s3_env.bucket, run.path.key.split("/")[0], "run", "optuna.db")
+    assert run.study_local.parts[-4:] == (s3_env.bucket, run.path.key.split("/")[0], "run", "optuna.journal")
     assert run.study_local.is_relative_to(tmp_path / "conv3d-search")  # on this machine's disk, not in the bucket
     assert run.final_for_rank(1) == run.final and run.finalists_tune().name == "tune-finalists"
     storage.write_json(run.final.test_metrics, {"accuracy": 0.5})

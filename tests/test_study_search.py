@@ -1,13 +1,16 @@
 """StudySearch: the Optuna study travels in Tune's searcher state as bytes, so a restore on a machine that
-never had the study's SQLite file continues the same study (no Ray, no bucket: the pickles Tune makes)."""
+never had the study's journal file continues the same study (no Ray, no bucket: the pickles Tune makes)."""
 
 from __future__ import annotations
+
+import pickle
 
 import optuna
 import pytest
 from ray import cloudpickle
 
-from search import tuner, watch
+from search import study as run_study
+from search import tuner
 from search.errors import UserError
 from search.rundir import RunDir
 
@@ -15,7 +18,7 @@ from search.rundir import RunDir
 def _searcher(run_dir, carry_study: bool = True) -> tuner.StudySearch:
     space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
     return tuner.StudySearch(space=space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(0),
-                             run_dir=run_dir, carry_study=carry_study, **watch.optuna_storage(run_dir))
+                             run_dir=run_dir, carry_study=carry_study, **run_study.searcher_arguments(run_dir))
 
 
 def test_a_restore_where_the_study_file_is_missing_continues_the_same_study(tmp_path):
@@ -32,11 +35,11 @@ def test_a_restore_where_the_study_file_is_missing_continues_the_same_study(tmp_
 
     restored = cloudpickle.loads(pickled)
     restored.restore(str(state))
-    study = optuna.load_study(study_name="run", storage=RunDir(run_dir).study_url)
+    study = optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING"]
     restored.on_trial_complete("b", {"val_accuracy": 0.7})  # the trial the first driver had started
     assert restored.suggest("c") is not None
-    study = optuna.load_study(study_name="run", storage=RunDir(run_dir).study_url)
+    study = optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir))
     assert [t.value for t in study.trials] == [0.5, 0.7, None]
 
 
@@ -51,7 +54,7 @@ def test_a_restore_where_the_study_is_keeps_the_live_one(tmp_path):
     searcher.suggest("b")  # after the snapshot: the live file is newer, and stays
     restored = cloudpickle.loads(pickled)
     restored.restore(str(state))
-    assert len(optuna.load_study(study_name="run", storage=RunDir(run_dir).study_url).trials) == 2
+    assert len(optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir)).trials) == 2
 
 
 def test_a_local_runs_state_carries_no_copy_of_the_study_and_a_missing_study_is_one_line(tmp_path):
@@ -64,12 +67,30 @@ def test_a_local_runs_state_carries_no_copy_of_the_study_and_a_missing_study_is_
         searcher.on_trial_complete(trial_id, {"val_accuracy": 0.5})
     state = tmp_path / "searcher-state.pkl"
     searcher.save(str(state))
-    assert state.stat().st_size < RunDir(run_dir).study.stat().st_size / 4  # no SQLite file inside
+    with open(state, "rb") as file:
+        assert pickle.load(file)[tuner.StudySearch._STUDY_STATE] is None  # no copy of the journal inside
     restored = cloudpickle.loads(pickled)
     restored.restore(str(state))
     assert restored.suggest("k") is not None
-    assert len(optuna.load_study(study_name="run", storage=RunDir(run_dir).study_url).trials) == 11
+    assert len(optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir)).trials) == 11
 
     RunDir(run_dir).study.unlink()
-    with pytest.raises(UserError, match="optuna.db: the run's Optuna study is missing"):
+    with pytest.raises(UserError, match="optuna.journal: the run's Optuna study is missing"):
         cloudpickle.loads(pickled).restore(str(state))
+
+
+def test_a_run_made_before_the_journal_keeps_its_sqlite_study(tmp_path):
+    """Runs made before 2026-12-04 kept the study in optuna.db (SQLite): it is copied into the journal once,
+    from the run folder or from the SQLite bytes their searcher state carried."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    old = optuna.create_study(study_name="run", storage=f"sqlite:///{run_dir / 'optuna.db'}", direction="maximize")
+    old.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    study = run_study.load(run_dir)
+    assert study.study_name == "run" and [t.params for t in study.trials] == [t.params for t in old.trials]
+    assert RunDir(run_dir).study.is_file()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_study.put_back(elsewhere, (run_dir / "optuna.db").read_bytes(), sqlite=True)
+    assert len(optuna.load_study(study_name="run", storage=run_study.live_storage(elsewhere)).trials) == 3

@@ -1,0 +1,105 @@
+"""The run's Optuna study: Optuna's journal file, on the driver machine's disk.
+
+Every storage call appends one line, and TPE reads the trials from memory (the file is replayed once, then
+followed), so the study costs what each trial adds. Through SQLite, which the service used before, each ask
+re-read every trial: 0.22 s at 1,000 trials against 0.03 s here (docs/benchmarks.md). The live file is
+RunDir.study_local: the run folder's optuna.journal, or for a run in a bucket this machine's cache; a bucket
+gets a copy at each stage's end (export), and Tune's searcher state can carry one (tuner.StudySearch).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from search import files, storage
+from search.rundir import RunDir
+from search.storage import Location
+
+
+def name(run_dir: Location) -> str:
+    """The study's name: the run folder's."""
+    return RunDir(run_dir).name
+
+
+def journal_storage(path: Path) -> JournalStorage:
+    """Optuna's storage in the journal file at path (made, with its folder, when first written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+def live_storage(run_dir: Location) -> JournalStorage:
+    """The run's live study storage; a run made before the journal has its SQLite study copied in once."""
+    where = RunDir(run_dir)
+    legacy = where.study_sqlite
+    adopt = not where.study_local.exists() and legacy is not None and legacy.is_file()
+    live = journal_storage(where.study_local)  # creates the file
+    if adopt:
+        url = f"sqlite:///{legacy.resolve()}"
+        for summary in optuna.get_all_study_summaries(url):
+            optuna.copy_study(from_study_name=summary.study_name, from_storage=url, to_storage=live)
+    return live
+
+
+def searcher_arguments(run_dir: Location) -> dict:
+    """OptunaSearch's storage arguments: the run's study (created, or loaded on resume)."""
+    return {"storage": live_storage(run_dir), "study_name": name(run_dir)}
+
+
+def snapshot(run_dir: Location) -> bytes | None:
+    """A consistent copy of the live study's journal (whole lines only); None if there is none."""
+    local = RunDir(run_dir).study_local
+    if not local.is_file():
+        return None
+    data = local.read_bytes()
+    return data[:data.rfind(b"\n") + 1]  # a line being appended right now is not part of the copy
+
+
+def put_back(run_dir: Location, data: bytes, sqlite: bool = False) -> None:
+    """Make a snapshot the live study of this machine (a resume where the study never was); sqlite: the
+    snapshot is a SQLite file's bytes, as runs made before the journal carried it."""
+    local = RunDir(run_dir).study_local
+    if not sqlite:
+        return files.write_atomic(local, lambda tmp: tmp.write_bytes(data))
+    with tempfile.TemporaryDirectory() as directory:
+        url = f"sqlite:///{Path(directory) / 'study.sqlite'}"
+        (Path(directory) / "study.sqlite").write_bytes(data)
+        for summary in optuna.get_all_study_summaries(url):
+            optuna.copy_study(from_study_name=summary.study_name, from_storage=url, to_storage=journal_storage(local))
+
+
+def export(run_dir: Location) -> None:
+    """For a run in a bucket, put a copy of the live study at RunDir.study, where the report and users find it."""
+    where = RunDir(run_dir)
+    data = None if where.local else snapshot(where.path)
+    if data is not None:
+        storage.write_bytes(where.study, data)
+
+
+def load(run_dir: Location) -> optuna.Study | None:
+    """The run's study to read (the report): the live one on this machine, else a bucket's copy, else None."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    where = RunDir(run_dir)
+    if where.study_local.is_file() or (where.study_sqlite is not None and where.study_sqlite.is_file()):
+        return _only_study(live_storage(where.path))
+    if where.local or not storage.is_file(where.study):
+        return None
+    with tempfile.TemporaryDirectory() as directory:  # the bucket's copy, read into memory
+        copy = Path(directory) / where.study.name
+        copy.write_bytes(storage.read_bytes(where.study))
+        bucket_copy = journal_storage(copy)
+        study = _only_study(bucket_copy)
+        if study is None:
+            return None
+        in_memory = optuna.storages.InMemoryStorage()
+        optuna.copy_study(from_study_name=study.study_name, from_storage=bucket_copy, to_storage=in_memory)
+        return optuna.load_study(study_name=study.study_name, storage=in_memory)
+
+
+def _only_study(storage_: JournalStorage) -> optuna.Study | None:
+    names = optuna.get_all_study_names(storage_)
+    return optuna.load_study(study_name=names[0], storage=storage_) if names else None

@@ -11,9 +11,10 @@ once, --no-final). "s3" is SeaweedFS on loopback (tests/s3.py).
 
 Printed per run: wall time against the minimum (epochs trained x epoch sleep / concurrency) and the
 service's ratio to bare Tune; for each tenth of the run (by trials proposed) the driver's CPU seconds per
-trial and TPE's ask (OptunaSearch.suggest) per trial; the driver's peak memory; the run folder's size.
-Goals (issue 25): at 10,000 trials within 1.15x bare Tune, at 1,000 within 1.1x; the last tenth's CPU
-per trial, TPE's apart, at most 1.5x the first tenth's.
+trial, TPE's ask (OptunaSearch.suggest) per trial, and ours per trial (the CPU of every call into what the
+service adds to Tune's driver: Probe.OURS); the driver's peak memory; the run folder's size.
+Goals (issue 25): at 10,000 trials within 1.15x bare Tune, at 1,000 within 1.1x; ours per trial in the
+last tenth at most 1.5x the first tenth's.
 """
 
 from __future__ import annotations
@@ -37,10 +38,21 @@ TENTHS = 10
 class Probe:
     """At each TPE ask (OptunaSearch.suggest: one per trial proposed), the driver's CPU seconds so far and the
     ask's own CPU; a run's tenths are counted in trials proposed, from the first ask to the last (the end of
-    the run, after the last proposal, is reported apart)."""
+    the run, after the last proposal, is reported apart). With ours=True it also times, in the thread that
+    runs it, every call of what the service adds to Tune's driver (OURS): the records, the Tune loggers the
+    pipeline attaches, the study's snapshot, the report (whose thread is not the driver's main one)."""
 
-    def __init__(self):
+    OURS = (("search.tuner", "RecordKeeper", ("setup", "on_trial_result", "on_trial_complete", "on_trial_error",
+                                              "on_experiment_end")),
+            ("search.tuner", "StudySearch", ("save", "restore")),
+            ("search.report", None, ("write",)),
+            ("search.watch", "TensorBoard", ("log_trial_start", "log_trial_result", "log_trial_end")),
+            ("ray.tune.logger", "CSVLoggerCallback", ("log_trial_start", "log_trial_result", "log_trial_end")),
+            ("ray.tune.logger", "JsonLoggerCallback", ("log_trial_start", "log_trial_result", "log_trial_end")))
+
+    def __init__(self, ours: bool = False):
         self.asks: list[tuple[float, float]] = []  # (process CPU before the ask, the ask's CPU)
+        self.ours: list[tuple[int, float, str]] = []  # (asks so far, the call's CPU in its thread, what was called)
         from ray.tune.search.optuna import OptunaSearch
 
         suggest = OptunaSearch.suggest
@@ -53,15 +65,40 @@ class Probe:
                 self.asks.append((process, time.thread_time() - thread))
 
         OptunaSearch.suggest = timed
+        if ours:
+            import importlib
+
+            for module, cls, names in self.OURS:
+                owner = importlib.import_module(module)
+                owner = getattr(owner, cls) if cls else owner
+                for name in names:
+                    setattr(owner, name, self._timed(getattr(owner, name)))
+
+    def _timed(self, function):
+        import functools
+
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.ours.append((len(self.asks), time.thread_time() - started, function.__qualname__))
+        return timed
 
     def tenths(self) -> list[dict[str, float]]:
-        """Per tenth of the trials proposed: the driver's CPU per trial, and TPE's ask per trial."""
+        """Per tenth of the trials proposed: the driver's CPU per trial, TPE's ask per trial, ours per trial."""
         bounds = [round(k * (len(self.asks) - 1) / TENTHS) for k in range(TENTHS + 1)]
         out = []
         for first, last in zip(bounds, bounds[1:]):
             trials = max(1, last - first)
             cpu = self.asks[last][0] - self.asks[first][0]
-            out.append({"cpu_per_trial": cpu / trials, "tpe_per_trial": sum(a for _, a in self.asks[first:last]) / trials})
+            parts: dict[str, float] = {}
+            for at, c, name in self.ours:
+                if first < at <= last:
+                    parts[name] = parts.get(name, 0.0) + c / trials
+            out.append({"cpu_per_trial": cpu / trials, "tpe_per_trial": sum(a for _, a in self.asks[first:last]) / trials,
+                        "ours_per_trial": sum(parts.values()), "ours_parts": parts})
         return out
 
     def after_last_ask(self) -> float:
@@ -88,7 +125,7 @@ def run_service(trials: int, results: str) -> dict:
     from search.options import RunOptions
     from search.resources import Resources
 
-    probe = Probe()
+    probe = Probe(ours=True)
     options = RunOptions(SPACE, results=storage.parse(results), name="service", samples=trials, final=False,
                          resources=Resources(cpus=(os.cpu_count() or 1) / CONCURRENCY))
     prepared = run.prepare(options)
@@ -234,12 +271,17 @@ def _print(trials: int, storage: str, epoch_s: float, service: dict, bare: dict)
     for name, m in (("bare", bare), ("service", service)):
         print(f"  {name:8s} CPU ms/trial   " + " ".join(f"{t['cpu_per_trial'] * 1e3:6.1f}" for t in m["tenths"]))
         print(f"  {name:8s} TPE ms/trial   " + " ".join(f"{t['tpe_per_trial'] * 1e3:6.1f}" for t in m["tenths"]))
-    ours = [s["cpu_per_trial"] - s["tpe_per_trial"] - (b["cpu_per_trial"] - b["tpe_per_trial"])
-            for s, b in zip(service["tenths"], bare["tenths"])]
-    print("  ours (service - bare, TPE apart) ms/trial " + " ".join(f"{o * 1e3:6.1f}" for o in ours))
+    print("  service  ours ms/trial  " + " ".join(f"{t['ours_per_trial'] * 1e3:6.1f}" for t in service["tenths"]))
     first, last = service["tenths"][0], service["tenths"][-1]
+    for name, tenth in (("first", first), ("last", last)):
+        parts = sorted(tenth.get("ours_parts", {}).items(), key=lambda kv: -kv[1])
+        print(f"  ours in the {name} tenth, ms/trial: " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in parts))
+    print(f"  ours (records, loggers, study snapshot, report), last tenth / first: "
+          f"{last['ours_per_trial'] / first['ours_per_trial']:.2f}x (goal: <= 1.5x)")
     growth = (last["cpu_per_trial"] - last["tpe_per_trial"]) / (first["cpu_per_trial"] - first["tpe_per_trial"])
-    print(f"  service CPU per trial without TPE, last tenth / first: {growth:.2f}x (goal: <= 1.5x)")
+    bare_growth = ((bare["tenths"][-1]["cpu_per_trial"] - bare["tenths"][-1]["tpe_per_trial"])
+                   / (bare["tenths"][0]["cpu_per_trial"] - bare["tenths"][0]["tpe_per_trial"]))
+    print(f"  the whole driver without TPE, last tenth / first: service {growth:.2f}x, bare Tune {bare_growth:.2f}x")
 
 
 def main() -> None:

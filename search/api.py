@@ -36,10 +36,13 @@ __all__ = ["Pick", "Resources", "Retrained", "Run", "RunOptions", "Summary", "op
 def start(space: str | os.PathLike[str] | RunOptions, on_run_dir: Callable[[Location], None] | None = None,
           **options: Any) -> Summary:
     """Search a space file (its path, with RunOptions' fields as keywords, or whole RunOptions), then retrain
-    the winner and test it once; return the summary. on_run_dir(path) is called once the run folder exists,
+    the winner and test it once; return the summary. warm_start=[RUN_DIR, ...] tells TPE the earlier runs'
+    fitting trials first. on_run_dir(path) is called once the run folder exists,
     every check that needs no Ray has passed, and before Ray starts."""
     if isinstance(options.get("results"), (str, os.PathLike)):  # a folder, or s3://bucket/prefix
         options["results"] = storage.parse(options["results"])
+    if "warm_start" in options:  # earlier run folders (search.warmstart), as paths or s3:// text
+        options["warm_start"] = tuple(RunDir(w).path for w in options["warm_start"])
     if not isinstance(space, RunOptions):
         space = RunOptions(space_path=Path(space), **options)
     elif options:

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     _endpoint_flag(run)
     run.add_argument("--seed", type=_non_negative(int), help="seed of the sampler, split and trials (overrides the space file)")
     run.add_argument("--no-final", action="store_true", help="skip the final retrain and test")
+    run.add_argument("--warm-start", nargs="+", default=[], metavar="RUN_DIR",
+                     help="earlier run folders: their trials that fit this space are told to TPE before it proposes")
     run.add_argument("--dashboard-host", default="127.0.0.1",
                      help="interface for the dashboard of a local Ray (default 127.0.0.1; 0.0.0.0 exposes Ray's job API)")
     _backend_flag(run, "$KERAS_BACKEND, else tensorflow; every trial and the final retrain use it")
@@ -283,6 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         resources=Resources(args.cpus_per_trial, args.gpus_per_trial, args.max_concurrent, args.memory_per_trial,
                             mps=args.mps, precision=args.precision),
         dashboard_host=args.dashboard_host, backend=args.backend, wait_for_resources=args.wait_for_resources,
+        warm_start=tuple(_where(args, w) for w in args.warm_start),
     )
     # the space, the whole data file, the run folder and its disk are checked before Ray starts, and then:
     announce = lambda run_dir: print(f"run folder: {run_dir}\n{_looking_hint(run_dir)} (the report is rewritten as the search runs)")  # noqa: E731

@@ -39,6 +39,7 @@ class RunOptions:
     dashboard_host: str = "127.0.0.1"
     backend: str | None = None  # Keras backend; None: $KERAS_BACKEND, else tensorflow
     wait_for_resources: float | None = None  # s to wait for a node that fits a trial; None: see wait_s
+    warm_start: tuple[Location, ...] = ()  # earlier run folders whose fitting trials TPE is told first (search.warmstart)
 
     def settings_overrides(self) -> dict[str, Any]:
         """The space file's SEARCH values these options replace."""
@@ -54,6 +55,7 @@ class RunOptions:
         """run.json's "options": flat keys, paths as text."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "resources"}
         out.update({key: getattr(self.resources, name) for key, name in _RESOURCE_KEYS.items()})
+        out["warm_start"] = [str(w) for w in self.warm_start]
         return {k: str(v) if isinstance(v, (Path, S3Path)) else v for k, v in out.items()}
 
     @classmethod
@@ -62,5 +64,6 @@ class RunOptions:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["space_path"], values["results"] = Path(data["space_path"]), storage.parse(data.get("results", "results"))
+        values["warm_start"] = tuple(storage.parse(w) for w in data.get("warm_start", ()))
         resources = Resources(**{name: data[key] for key, name in _RESOURCE_KEYS.items() if key in data})
         return cls(**values, resources=resources)

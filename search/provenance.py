@@ -162,6 +162,12 @@ def mark(run_dir: Location, info: RunInfo, event: str, keep_first: bool = False)
     _write(run_dir, info)
 
 
+def note(run_dir: Location, info: RunInfo, key: str, value: Any) -> None:
+    """Record a fact of the run under key in run.json ("warm_start")."""
+    info.extra[key] = value
+    _write(run_dir, info)
+
+
 def _write(run_dir: Location, info: RunInfo) -> None:
     storage.write_json(RunDir(run_dir).run_json, info.to_json())
 

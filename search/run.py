@@ -11,7 +11,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from search import backend, bridge, connection, data, disk, files, final, leaderboard, provenance, report, resources, storage, tuner, watch
+from search import backend, bridge, connection, data, disk, files, final, leaderboard, provenance, report, resources, storage, tuner, warmstart, watch
 from search import study as run_study
 from search.errors import UserError
 from search.leaderboard import Pick
@@ -34,6 +34,7 @@ class Prepared:
     train: data.Volumes
     val: data.Volumes
     run_dir: Location
+    warm_start: list[warmstart.Source] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,10 +67,11 @@ def prepare(options: RunOptions) -> Prepared:
     space = dataclasses.replace(space, settings=space.settings.replace(**options.settings_overrides()))
     data_file = data.resolve(options.data)
     train, val = _search_data(data_file, space)  # validates the whole file
+    earlier = warmstart.read(space, options.warm_start, data.sha256(data_file)) if options.warm_start else []
     run_dir = storage.new_dir(options.results / (options.name or f"{space.path.stem}-{time.strftime('%Y%m%d-%H%M%S')}"))
     with files.removed_if_refused(run_dir):
         disk.check_room(run_dir, space.settings, bridge.param_counts(space))
-    return Prepared(options, space, data_file, train, val, run_dir)
+    return Prepared(options, space, data_file, train, val, run_dir, earlier)
 
 
 def start(run: Prepared) -> Summary:
@@ -78,6 +80,8 @@ def start(run: Prepared) -> Summary:
     with files.removed_if_refused(run_dir):
         _connect(options, options.backend)
     info = provenance.start(run_dir, options, space, run.data_file, (len(train), len(val)), options.backend)
+    if run.warm_start:
+        _warm_start(run_dir, info, run.warm_start)
     with StopSignals(run_dir) as stop:
         with stop.tune():
             records = tuner.search(space, train, val, run_dir, options.resources, _watchers(run_dir))
@@ -147,6 +151,14 @@ def final_for_rank(run_dir: Location, rank: int, address: str | None = None,
     out: FinalDir = RunDir(run_dir).final_for_rank(rank)
     accuracy = final.test_once(chosen.params, info.data.path, out, options.resources)
     return Retrained(chosen.trial_id, accuracy, out.path)
+
+
+def _warm_start(run_dir: Location, info: RunInfo, sources: list[warmstart.Source]) -> None:
+    """Tell the earlier runs' trials to the study before TPE proposes; run.json and the console say how many."""
+    warmstart.tell(sources, run_study.live_storage(run_dir), run_study.name(run_dir))
+    provenance.note(run_dir, info, "warm_start", [s.to_json() for s in sources])
+    for s in sources:
+        print(f"warm start: told TPE {len(s.trials)} trials of {s.run_dir} ({s.skipped} did not fit the space)", flush=True)
 
 
 def _watchers(run_dir: Location) -> tuner.Watchers:

@@ -432,17 +432,16 @@ def _trial_dirname(trial) -> str:
     return trial.trial_id
 
 
-def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources,
-               watchers: Watchers = Watchers()) -> tune.Tuner:
-    """A Tuner for the space's settings, storing Ray's experiment state under run_dir/tune."""
+def make_searcher(space: Space, run_dir: Location, resources: Resources, study: dict[str, Any]) -> Searcher:
+    """The search stage's proposer: the baselines first, then TPE on the run's study (study: OptunaSearch's
+    storage and study_name), at most max_concurrent trials at once."""
     settings = space.settings
-    seed = settings.seed
     # TPE, multivariate and grouped (the space is conditional), with a constant liar so concurrent
     # trials don't pile onto one point; random start-up as the settings say.
     with warnings.catch_warnings():  # `group` is experimental in Optuna; we chose it on purpose
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, constant_liar=True,
+            seed=settings.seed, multivariate=True, group=True, constant_liar=True,
             n_startup_trials=settings.tpe_startup_trials(),
         )
     # The study lives in Optuna's own storage in the run folder (optuna-dashboard, optuna.load_study).
@@ -450,12 +449,20 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, re
     # console and the leaderboard say it anyway.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher: Searcher = StudySearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
-                                     run_dir=RunDir(run_dir).path, carry_study=not RunDir(run_dir).local, **watchers.study)
+                                     run_dir=RunDir(run_dir).path, carry_study=not RunDir(run_dir).local, **study)
     if settings.baselines:
         searcher = BaselinesFirst(searcher, settings.baseline_configs())
     max_concurrent = resources.max_concurrent or settings.max_concurrent
     if max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+    return searcher
+
+
+def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources,
+               watchers: Watchers = Watchers()) -> tune.Tuner:
+    """A Tuner for the space's settings, storing Ray's experiment state under run_dir/tune."""
+    settings = space.settings
+    searcher = make_searcher(space, run_dir, resources, watchers.study)
     scheduler = ASHAScheduler(
         time_attr="training_iteration",
         max_t=settings.max_epochs,

@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     final.add_argument("run_dir", help="the run folder, or s3://bucket/prefix/RUN")
     _endpoint_flag(final)
     final.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
+    final.add_argument("--ensemble", type=_positive(int), metavar="K",
+                       help="instead, an ensemble of K selections among the finalists, chosen on validation")
     final.add_argument("--address", help="Ray cluster address (default: as the run was started)")
     _backend_flag(final, "the run's, from run.json")
     return parser
@@ -318,8 +320,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_final(args: argparse.Namespace) -> int:
     from search import api
 
-    result = api.open_run(_where(args, args.run_dir)).final(args.rank, args.address, args.backend)
-    print(f"rank {args.rank} ({result.trial_id}): test accuracy {result.test_accuracy:.4f}; wrote {result.final_dir}")
+    result = api.open_run(_where(args, args.run_dir)).final(args.rank, args.address, args.backend, args.ensemble)
+    what = f"ensemble of {result.trial_id}" if args.ensemble else f"rank {args.rank} ({result.trial_id})"
+    print(f"{what}: test accuracy {result.test_accuracy:.4f}; wrote {result.final_dir}")
     return 0
 
 
@@ -339,6 +342,11 @@ def _print_summary(summary) -> None:
         rows = (f" (upright rows {metrics['upright_accuracy']:.4f}, rotated rows {metrics['rotated_accuracy']:.4f})"
                 if "rotated_accuracy" in metrics else "")
         print(f"final test accuracy (retrained on train + validation, tested once): {summary.test_accuracy:.4f}{rows}")
+    if summary.ensemble is not None:
+        members = ", ".join(f"{m['trial_id']} x{m['weight']:.2f}" for m in summary.ensemble["members"])
+        print(f"ensemble of finalists ({members}; chosen on validation, retrained, tested once): "
+              f"{summary.ensemble['accuracy']:.4f} (upright rows {summary.ensemble['upright_accuracy']:.4f}, "
+              f"rotated rows {summary.ensemble['rotated_accuracy']:.4f}); {where.final_ensemble.path}")
     shown = (where.leaderboard_csv, where.epochs_csv, where.best_json, where.run_json, where.final.path)
     print("wrote " + ", ".join(str(path) for path in shown))
     print(_looking_hint(where.path))

@@ -70,6 +70,7 @@ class Plan:
     checkpoint_every: int = 1
     rungs: tuple[int, ...] = ()  # ASHA's milestones, in epochs
     steps_per_execution: int = 1  # batches per compiled call (Keras's compile option)
+    keep_val_predictions: bool = False  # the last checkpoint also holds the softmax on validation (ensembles)
 
     def checkpoint_at(self, epoch: int, last: int) -> bool:
         """Whether the trial saves a checkpoint after `epoch` (counted from 1) of its `last`."""

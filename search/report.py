@@ -61,7 +61,7 @@ def write(run_dir: Location) -> Location:
                        f"the top {PARALLEL_DRAWN} trained trials' hyperparameters (each axis scaled to its range) and best "
                        "validation accuracy")),
             ("Hyperparameter importance", _importance_section(run_dir, study)),
-            ("Final test", _final_section(run_dir, final)),
+            ("Final test", _final_section(run_dir, final) + _ensemble_html(_ensemble(run_dir), final)),
         ]
         page = _page(f"Run {RunDir(run_dir).name}", sections)
         storage.write_text(RunDir(run_dir).report, page)
@@ -132,6 +132,24 @@ def _final(run_dir: Location) -> dict[str, Any] | None:
     path = RunDir(run_dir).final.test_metrics
     return json.loads(storage.read_text(path)) if storage.is_file(path) else None
 
+
+def _ensemble(run_dir: Location) -> dict[str, Any] | None:
+    """The finalists' ensemble's test metrics, once the final stage wrote them."""
+    path = RunDir(run_dir).final_ensemble.test_metrics
+    return json.loads(storage.read_text(path)) if storage.is_file(path) else None
+
+
+def _ensemble_html(together: dict[str, Any] | None, single: dict[str, Any] | None) -> str:
+    """The ensemble beside the single best: test accuracy, upright and rotated rows, members and weights."""
+    if together is None:
+        return ""
+    rows = [("the single best (final/)", single), ("the ensemble of finalists (final-ensemble/)", together)]
+    table = pd.DataFrame([{"": name, "test accuracy": m["accuracy"], "upright rows": m.get("upright_accuracy"),
+                           "rotated rows": m.get("rotated_accuracy")} for name, m in rows if m is not None])
+    members = ", ".join(f"{html.escape(m['trial_id'])} (weight {m['weight']:.2f})" for m in together["members"])
+    return (f"<h3>Ensemble</h3><p>Members, chosen by ensemble selection on the finalists' validation predictions "
+            f"(validation accuracy {together['selection']['val_accuracy']:.4f}), each retrained on train + validation: "
+            f"{members}.</p>" + table.to_html(index=False, float_format=lambda v: f"{v:.4f}", border=0))
 
 # --- figures (matplotlib's object API with the Agg canvas: no pyplot state, safe in a background thread) ---
 

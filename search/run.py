@@ -8,10 +8,12 @@ search.stopping.Stopped, after Tune saved its state.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from search import backend, bridge, connection, data, disk, files, final, leaderboard, provenance, report, resources, storage, tuner, warmstart, watch
+from search import backend, bridge, connection, data, disk, ensemble, files, final, leaderboard, provenance, report, resources, storage, tuner, warmstart, watch
 from search import study as run_study
 from search.errors import UserError
 from search.leaderboard import Pick
@@ -46,6 +48,7 @@ class Summary:
     trials: int
     best: Pick
     test_accuracy: float | None = None
+    ensemble: dict[str, Any] | None = None  # the finalists' ensemble's test metrics (search.ensemble), if built
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,9 +133,40 @@ def _finish(run_dir: Location, info: RunInfo, options: RunOptions, space: Space,
     storage.write_json(RunDir(run_dir).best_json, best.to_json())
     run_study.export(run_dir)
     accuracy = final.test_once(best.params, data_file, RunDir(run_dir).final, options.resources) if options.final else None
+    together = _ensemble(run_dir, records, val, data_file, space.settings.finalists, options.resources) if options.final else None
     provenance.mark(run_dir, info, "ended")  # after the final retrain and test: the run's whole wall time
     report.write_or_warn(run_dir)  # the finished run's pictures (rewritten while the search ran)
-    return Summary(run_dir, len(records.trials), best, accuracy)
+    return Summary(run_dir, len(records.trials), best, accuracy, together)
+
+
+def _ensemble(run_dir: Location, records: leaderboard.Records, val: data.Volumes, data_file: Path, size: int,
+              resources: resources.Resources) -> dict[str, Any] | None:
+    """With 2 finalists or more, their ensemble (search.ensemble) beside the winner; a failure is one line, and the
+    run still ends with the winner's test."""
+    if size < 2:
+        return None
+    try:
+        return ensemble.test_once(run_dir, records, val, data_file, size, resources, RunDir(run_dir).final_ensemble)
+    except UserError as e:
+        print(f"ensemble: not built: {e}", file=sys.stderr, flush=True)
+        return None
+
+
+def final_ensemble(run_dir: Location, size: int, address: str | None = None) -> tuple[dict[str, Any], Location]:
+    """An ensemble of `size` selections among the run's finalists, retrained and tested once into a new
+    final-ensemble folder; its test metrics and the folder."""
+    run_dir = RunDir(run_dir).path
+    storage.check_writable(run_dir)
+    info = provenance.read(run_dir)
+    options = dataclasses.replace(info.options, address=address or info.options.address)
+    keras_backend = backend.choose(info.keras_backend)
+    space, data_file = _unchanged_inputs(info)
+    _, val = _search_data(data_file, space)
+    records = leaderboard.Records.load(run_dir)
+    ensemble.candidates(run_dir, records)  # the data and the finalists are checked before Ray starts
+    _connect(options, keras_backend)
+    out = RunDir(run_dir).new_ensemble()
+    return ensemble.test_once(run_dir, records, val, data_file, size, options.resources, out), out.path
 
 
 def final_for_rank(run_dir: Location, rank: int, address: str | None = None,

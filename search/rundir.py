@@ -17,6 +17,7 @@ from search import storage
 from search.storage import Location, S3Path
 
 
+VAL_PREDICTIONS = "val_predictions.npy"  # in a finalist's last checkpoint: its softmax on the validation split
 CHECKPOINTS_KEPT = 2  # per trial, in Tune's experiment folders: the disk check counts what the tuner keeps
 
 
@@ -147,6 +148,24 @@ class RunDir:
     def final(self) -> FinalDir:
         """The winner's final retrain and test."""
         return FinalDir(self.path / "final")
+
+    def finalist_checkpoints(self, trial_id: str) -> list[Location]:
+        """A finalist trial's checkpoint folders, newest first, in whichever finalist experiment ran it."""
+        found = []
+        for experiment in (n for n in storage.children(self.path) if n.startswith("tune-finalists")):
+            trial = self.path / experiment / trial_id
+            found += [trial / n for n in storage.children(trial) if n.startswith("checkpoint_")]
+        return sorted(found, key=lambda where: where.name, reverse=True)
+
+    @property
+    def final_ensemble(self) -> FinalDir:
+        """The run's ensemble of finalists, retrained and tested once (search.ensemble)."""
+        return FinalDir(self.path / "final-ensemble")
+
+    def new_ensemble(self) -> FinalDir:
+        """A folder for another ensemble (`final --ensemble K`): final-ensemble-2, -3, ... (final-ensemble if free)."""
+        names = ("final-ensemble", *(f"final-ensemble-{i}" for i in range(2, 1000)))
+        return next(FinalDir(self.path / n) for n in names if not storage.exists(self.path / n))
 
     def final_for_rank(self, rank: int = 1) -> FinalDir:
         """final/ for the winner; final-rank-K/ for another rank (or for rank 1 once final/ exists)."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import ray
 from ray import tune
 
@@ -32,6 +33,7 @@ from search import train as training
 from search.data import Volumes
 from search.errors import one_line
 from search.protocol import BASELINE_KEY, FAULT_AT_EPOCH, FAULT_KEY, METRIC, Plan, Status, split_config
+from search.rundir import VAL_PREDICTIONS
 
 # Before Tune reuses an actor (tuner.REUSE_ACTORS) it waits this long for the ended trial's thread to
 # finish; when its default, 2 s, ran out on a loaded machine it failed the next trial ("reuse requires
@@ -112,7 +114,7 @@ def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: 
             return
         fault = None  # an injected fault fires on a trial's first attempt only
     report = _ReportEachEpoch(params, {**info, "resumed_from": initial_epoch}, started - seconds_before, plan, history,
-                              lose_worker=fault == "lost")
+                              lose_worker=fault == "lost", val=val)
     callbacks = [report] + ([_InjectFault(fault)] if fault in ("raise", "nan") else [])
     training.fit(params, train, val, initial_epoch=initial_epoch, model=model, callbacks=callbacks, verbose=0,
                  steps_per_execution=plan.steps_per_execution)
@@ -180,9 +182,9 @@ class _ReportEachEpoch(keras.callbacks.Callback):
     """Reports each epoch's metrics to Tune, with a checkpoint of the model to resume from where the plan says."""
 
     def __init__(self, params: dict[str, Any], info: dict, started: float, plan: Plan = Plan(),
-                 history: list[dict] | None = None, lose_worker: bool = False):
+                 history: list[dict] | None = None, lose_worker: bool = False, val: Volumes | None = None):
         super().__init__()
-        self.params_, self.info, self.started, self.plan = params, info, started, plan
+        self.params_, self.info, self.started, self.plan, self.val = params, info, started, plan, val
         self.history = list(history or [])  # every epoch's report so far, kept in each checkpoint
         self.lose_worker = lose_worker  # the injected fault "lost" (protocol.FAULTS)
 
@@ -215,6 +217,8 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             state = {"epoch": epoch + 1, "train_seconds": metrics["train_seconds"], "last": metrics,
                      "history": self.history}
             (Path(directory) / "state.json").write_text(json.dumps(state))
+            if done and self.plan.keep_val_predictions and self.val is not None:
+                np.save(Path(directory) / VAL_PREDICTIONS, self.model.predict(self.val.x, batch_size=256, verbose=0))
             if self.lose_worker and epoch + 1 == FAULT_AT_EPOCH - 1:
                 _die_after_upload(directory)
             report_checkpoint(metrics, directory)

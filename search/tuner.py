@@ -229,12 +229,14 @@ class RecordKeeper(tune.Callback):
     WRITE_EVERY_S seconds; it costs what changed, so resume, which replays it, loses nothing written before
     a crash. The views (trials.json, leaderboard.csv, epochs.csv) are rewritten whole, which costs what the
     run holds: at most once per VIEWS_SPACING times their last write's duration (a bounded share of the
-    driver however large the run grows), and always at the experiment's end. ``on_write`` is called after
+    driver however large the run grows) and once VIEWS_GROWTH more results arrived (a bounded cost per
+    result, however slow the driver gets), and always at the experiment's end. The report follows them. ``on_write`` is called after
     each rewrite of the views. Trials that a time budget (time_budget_s) ended are recorded as stopped.
     """
 
     WRITE_EVERY_S = 1.0
     VIEWS_SPACING = 20  # the views' rewrites take at most 1/20 of the driver's time
+    VIEWS_GROWTH = 0.05  # and wait for 5 % more results: each result then pays a constant share of the rewrites
     PATIENCE_S = 300.0  # at the experiment's end, how long to keep trying a storage that does not answer
 
     def __init__(self, run_dir: Location, stage: Stage = Stage.SEARCH, on_write: Callable[[], None] | None = None,
@@ -248,6 +250,8 @@ class RecordKeeper(tune.Callback):
         self.journal: Journal | None = None
         self.journaled = 0.0
         self.views_due = 0.0  # monotonic time of the next rewrite of the views
+        self.results = 0  # results folded in by this driver, and how many of them the views last showed
+        self.results_in_views = 0
 
     def setup(self, **info) -> None:
         self.started = time.monotonic()
@@ -271,7 +275,8 @@ class RecordKeeper(tune.Callback):
         while True:
             try:
                 self._journal(compact=must)
-                if must or time.monotonic() >= self.views_due:
+                grown = self.results - self.results_in_views >= self.VIEWS_GROWTH * self.results
+                if must or (grown and time.monotonic() >= self.views_due):
                     self._views()
                 return
             except OSError as e:
@@ -299,12 +304,14 @@ class RecordKeeper(tune.Callback):
 
     def _views(self) -> None:
         started = time.monotonic()
+        self.results_in_views = self.results
         leaderboard.write(self.run_dir, self.records)
         self.views_due = started + max(self.WRITE_EVERY_S, self.VIEWS_SPACING * (time.monotonic() - started))
         if self.on_write:
             self.on_write()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.results += 1
         self._report(trial, result)
         self._write(now=result.get("checkpointed", True) or result.get("status") != Status.RUNNING)
 
@@ -382,8 +389,10 @@ def asha_rungs(settings: Settings) -> tuple[int, ...]:
 
 
 def plan(settings: Settings, stage: Stage = Stage.SEARCH) -> Plan:
-    """How the stage's trials checkpoint and step (finalists run without ASHA: no rungs)."""
+    """How the stage's trials checkpoint and step (finalists run without ASHA: no rungs, and keep their
+    validation predictions for the ensemble)."""
     return Plan(checkpoint_every=settings.checkpoint_every, rungs=asha_rungs(settings) if stage == Stage.SEARCH else (),
+                keep_val_predictions=stage == Stage.FINALIST,  # the ensemble picks its members on them
                 steps_per_execution=settings.steps_per_execution)
 
 

@@ -14,11 +14,12 @@ import matplotlib.image as mpimg
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+import numpy as np
 import pandas as pd
 import psutil
 import pytest
 
-from search import leaderboard, report
+from search import bridge, leaderboard, report
 from search.protocol import Status
 from backends import skip_unless_installed
 from searching import SPACES, TERMINAL, finished_and_running, read_csv, search, start, wait_for
@@ -96,6 +97,40 @@ def test_run_end_to_end(e2e_run, small_data_file):
     # A run folder is never reused.
     again = _search(*_run_args(small_data_file, tmp_path, "e2e"))
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.xdist_group("e2e_run")
+def test_the_finalists_ensemble_is_chosen_on_validation_tested_once_and_saved_as_one_model(e2e_run, small_data_file):
+    """finalists: 2, so the final stage also builds their ensemble (search.ensemble) beside the single best."""
+    import keras
+
+    from search import data, ensemble, model as _registers_our_layers  # noqa: F401 - keras.models.load_model needs them
+    from search.rundir import VAL_PREDICTIONS
+
+    result, run_dir = e2e_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    together = json.loads((run_dir / "final-ensemble" / "test_metrics.json").read_text())
+    single = json.loads((run_dir / "final" / "test_metrics.json").read_text())
+    assert "ensemble of finalists (" in result.stdout and f"{together['accuracy']:.4f} (upright rows" in result.stdout
+    board = read_csv(run_dir / "leaderboard.csv")
+    finalists = board.loc[board["stage"] == "finalist", "trial_id"].tolist()
+    # Members: chosen among the finalists by ensemble selection on the validation softmax each finalist kept.
+    kept = {t: np.load(sorted((run_dir / "tune-finalists" / t).glob("checkpoint_*"))[-1] / VAL_PREDICTIONS) for t in finalists}
+    space = bridge.load_space(TINY)
+    _, val = data.train_val_split(data.load_train(small_data_file), space.settings.val_fraction, seed=space.settings.seed)
+    assert all(p.shape == (len(val), 10) for p in kept.values())
+    chosen = ensemble.select({t: kept[t] for t in finalists}, val.y, 2)
+    assert {m["trial_id"]: m["weight"] for m in together["members"]} == {t: c / 2 for t, c in chosen.items()}
+    assert sum(map(sum, together["confusion_matrix"])) == 200 and {"upright_accuracy", "rotated_accuracy"} <= set(together)
+    # One .keras model over raw volumes, whose test predictions are the ones recorded.
+    model = keras.models.load_model(run_dir / "final-ensemble" / "model.keras")
+    test = data.load(small_data_file, "test")
+    predicted = np.argmax(model.predict(test.x, verbose=0), axis=1)
+    recorded = pd.read_csv(run_dir / "final-ensemble" / "predictions.csv")
+    assert (recorded["predicted"].to_numpy() == predicted).all()
+    assert np.isclose(together["accuracy"], (predicted == test.y).mean())
+    page = (run_dir / "report.html").read_text()
+    assert "the ensemble of finalists (final-ensemble/)" in page and f"{single['accuracy']:.4f}" in page
 
 
 # What a machine without a GPU used to print at every TensorFlow start (driver and each trial), Optuna's

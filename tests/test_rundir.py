@@ -79,7 +79,8 @@ def test_final_folders_for_each_rank(tmp_path):
 def test_no_other_module_spells_a_run_folder_name():
     """String literals in code (not docstrings, not prose in messages) that are a run folder's file or folder names."""
     names = {"run.json", "trials.json", "best.json", "leaderboard.csv", "epochs.csv", "report.html", "optuna.journal", "optuna.db",
-             "test_metrics.json", "predictions.csv", "params.json", "history.csv", "tune-finalists", "journal"}
+             "test_metrics.json", "predictions.csv", "params.json", "history.csv", "tune-finalists", "journal",
+             "final-ensemble", "val_predictions.npy"}
     spelled = set()
     for path in SEARCH.rglob("*.py"):
         if path.name == "rundir.py":

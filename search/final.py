@@ -1,8 +1,9 @@
 """The final evaluation: retrain one configuration on the whole training set, then test it exactly once.
 
-This is the only code that reads the test split during a run. It trains for the epoch count at which the
-configuration's validation accuracy peaked during the search, on train + validation together. ``train``
-(the command) trains one configuration through the same stages: ``fit``, ``test_model``, ``save_model``.
+This and the finalists' ensemble (search.ensemble) are the only code that reads the test split during a run.
+It trains for the epoch count at which the configuration's validation accuracy peaked during the search, on
+train + validation together. ``train`` (the command) trains one configuration through the same stages:
+``fit``, ``test_model``, ``save_model``.
 """
 
 from __future__ import annotations

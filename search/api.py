@@ -112,5 +112,5 @@ class Run:
         tested once into a new final-ensemble folder (its trial_id: the members', comma-separated)."""
         if ensemble is None:
             return pipeline.final_for_rank(self.path, rank, address, backend)
-        metrics, out = pipeline.final_ensemble(self.path, ensemble, address)
+        metrics, out = pipeline.final_ensemble(self.path, ensemble, address, backend)
         return Retrained(",".join(m["trial_id"] for m in metrics["members"]), metrics["accuracy"], out)

@@ -25,7 +25,7 @@ import ray
 from search import data, final, storage
 from search.errors import UserError, exception_line, one_line
 from search.leaderboard import Pick, Records
-from search.protocol import Stage
+from search.protocol import Stage, Status
 from search.resources import Resources
 from search.rundir import VAL_PREDICTIONS, FinalDir, RunDir
 from search.storage import Location
@@ -53,13 +53,16 @@ def candidates(run_dir: Location, records: Records) -> dict[str, tuple[Pick, np.
     retrain trains) and its softmax on the validation split; UserError if there are fewer than 2."""
     rank_of = {r.trial_id: k for k, r in enumerate((r for r in records.ranked() if r.epochs), start=1)}
     found = {}
+    seen = set()  # one finalist per configuration: a lost one's re-run after a resume is the same
     for record in records.ranked():
-        if record.stage != Stage.FINALIST or record.trial_id not in rank_of:
+        if (record.stage != Stage.FINALIST or record.status != Status.COMPLETED or record.trial_id not in rank_of
+                or record.finalist_of in seen):
             continue
         for checkpoint in RunDir(run_dir).finalist_checkpoints(record.trial_id):
             if storage.is_file(checkpoint / VAL_PREDICTIONS):
                 softmax = np.load(io.BytesIO(storage.read_bytes(checkpoint / VAL_PREDICTIONS)))
                 found[record.trial_id] = (records.pick(rank_of[record.trial_id]), softmax)
+                seen.add(record.finalist_of)
                 break
     if len(found) < 2:
         raise UserError(f"{run_dir}: an ensemble needs 2 finalists with validation predictions, found {len(found)} "
@@ -76,7 +79,8 @@ def test_once(run_dir: Location, records: Records, val: data.Volumes, data_file:
     found = candidates(run_dir, records)
     weights = select({t: softmax for t, (_, softmax) in found.items()}, np.asarray(val.y), size)
     members = [(found[t][0], count / size) for t, count in weights.items()]
-    storage.new_dir(out.path)
+    if not storage.exists(out.path):  # else an attempt that died before its test: its files are replaced
+        storage.new_dir(out.path)
     winner = RunDir(run_dir).final
     reused = {}  # the winner's final model, when it is a member: the same configuration, the same retrain
     if storage.is_file(winner.test_metrics) and storage.is_file(winner.model):
@@ -86,7 +90,8 @@ def test_once(run_dir: Location, records: Records, val: data.Volumes, data_file:
     train_full = data.load(data_file, "train")
     test_set = data.load(data_file, "test")  # the ensemble's one read of the test split
     retrain = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus)(_retrain)
-    pending = {p.trial_id: retrain.remote(p.params, train_full, resources.precision, resources.mps)
+    shared = ray.put(train_full)
+    pending = {p.trial_id: retrain.remote(p.params, shared, resources.precision, resources.mps)
                for p, _ in members if p.trial_id not in reused}  # as many at once as the cluster holds
     try:
         trained = {**reused, **dict(zip(pending, ray.get(list(pending.values()))))}
@@ -95,6 +100,8 @@ def test_once(run_dir: Location, records: Records, val: data.Volumes, data_file:
             [(trained[p.trial_id], weight, p.params) for p, weight in members], test_set))
     except ray.exceptions.RayTaskError as e:
         raise UserError(f"ensemble retrain failed: {one_line(e.cause) if e.cause else exception_line(str(e))}") from None
+    except ray.exceptions.RayError as e:  # a worker or node lost, an object gone
+        raise UserError(f"ensemble retrain failed: {exception_line(str(e))}") from None
     metrics["members"] = [{"trial_id": p.trial_id, "finalist_of": p.finalist_of, "weight": weight,
                            "val_accuracy": p.val_accuracy, "params": p.params} for p, weight in members]
     metrics["selection"] = {"size": size, "candidates": list(found),
@@ -123,6 +130,7 @@ def _combine_and_test(members: list[tuple[bytes, float, dict[str, Any]]],
     """The members (model bytes, weight, params) as one model, tested once. On a Ray worker."""
     import keras
 
+    from search import model as _registers_our_layers  # noqa: F401 - load_model needs them, in a fresh worker too
     from search import pose
 
     with tempfile.TemporaryDirectory() as directory:

@@ -152,14 +152,15 @@ def _ensemble(run_dir: Location, records: leaderboard.Records, val: data.Volumes
         return None
 
 
-def final_ensemble(run_dir: Location, size: int, address: str | None = None) -> tuple[dict[str, Any], Location]:
-    """An ensemble of `size` selections among the run's finalists, retrained and tested once into a new
-    final-ensemble folder; its test metrics and the folder."""
+def final_ensemble(run_dir: Location, size: int, address: str | None = None,
+                   keras_backend: str | None = None) -> tuple[dict[str, Any], Location]:
+    """An ensemble of `size` selections among the run's finalists, retrained (under keras_backend, by default
+    the run's) and tested once into a new final-ensemble folder; its test metrics and the folder."""
     run_dir = RunDir(run_dir).path
     storage.check_writable(run_dir)
     info = provenance.read(run_dir)
     options = dataclasses.replace(info.options, address=address or info.options.address)
-    keras_backend = backend.choose(info.keras_backend)
+    keras_backend = backend.choose(keras_backend or info.keras_backend)
     space, data_file = _unchanged_inputs(info)
     _, val = _search_data(data_file, space)
     records = leaderboard.Records.load(run_dir)

@@ -36,13 +36,9 @@ def live_storage(run_dir: Location) -> JournalStorage:
     """The run's live study storage; a run made before the journal has its SQLite study copied in once."""
     where = RunDir(run_dir)
     legacy = where.study_sqlite
-    adopt = not where.study_local.exists() and legacy is not None and legacy.is_file()
-    live = journal_storage(where.study_local)  # creates the file
-    if adopt:
-        url = f"sqlite:///{legacy.resolve()}"
-        for summary in optuna.get_all_study_summaries(url):
-            optuna.copy_study(from_study_name=summary.study_name, from_storage=url, to_storage=live)
-    return live
+    if not where.study_local.exists() and legacy is not None and legacy.is_file():
+        put_back(where.path, legacy.read_bytes(), sqlite=True)
+    return journal_storage(where.study_local)
 
 
 def searcher_arguments(run_dir: Location) -> dict:
@@ -68,8 +64,10 @@ def put_back(run_dir: Location, data: bytes, sqlite: bool = False) -> None:
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{Path(directory) / 'study.sqlite'}"
         (Path(directory) / "study.sqlite").write_bytes(data)
+        journal = Path(directory) / local.name  # copied whole first: an interrupted copy leaves no half journal
         for summary in optuna.get_all_study_summaries(url):
-            optuna.copy_study(from_study_name=summary.study_name, from_storage=url, to_storage=journal_storage(local))
+            optuna.copy_study(from_study_name=summary.study_name, from_storage=url, to_storage=journal_storage(journal))
+        files.write_atomic(local, lambda tmp: tmp.write_bytes(journal.read_bytes()))
 
 
 def export(run_dir: Location) -> None:

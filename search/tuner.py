@@ -208,7 +208,7 @@ class StudySearch(OptunaSearch):
                 return super().restore(checkpoint_path)
             live = run_study.live_storage(self.run_dir)
             if head["study_name"] not in optuna.get_all_study_names(live):  # this machine never had it: Tune's copy
-                copy = head.get(self._STUDY_STATE) or head.get(self._SQLITE_STATE)
+                copy = head[self._STUDY_STATE] if self._STUDY_STATE in head else head[self._SQLITE_STATE]
                 if copy is None:
                     raise UserError(f"{RunDir(self.run_dir).study_local}: the run's Optuna study is missing")
                 run_study.put_back(self.run_dir, copy, sqlite=self._SQLITE_STATE in head)

@@ -130,7 +130,10 @@ def test_the_finalists_ensemble_is_chosen_on_validation_tested_once_and_saved_as
     assert (recorded["predicted"].to_numpy() == predicted).all()
     assert np.isclose(together["accuracy"], (predicted == test.y).mean())
     page = (run_dir / "report.html").read_text()
-    assert "the ensemble of finalists (final-ensemble/)" in page and f"{single['accuracy']:.4f}" in page
+    table = page[page.index("<h3>Ensemble</h3>"):]
+    for name, metrics in (("the single best (final/)", single), ("the ensemble of finalists (final-ensemble/)", together)):
+        row = table[table.index(name):table.index("</tr>", table.index(name))]
+        assert f"{metrics['accuracy']:.4f}" in row and f"{metrics['rotated_accuracy']:.4f}" in row, row
 
 
 # What a machine without a GPU used to print at every TensorFlow start (driver and each trial), Optuna's

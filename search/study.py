@@ -9,12 +9,13 @@ gets a copy at each stage's end (export), and Tune's searcher state can carry on
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
 import optuna
 from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from search import files, storage
 from search.rundir import RunDir
@@ -29,7 +30,27 @@ def name(run_dir: Location) -> str:
 def journal_storage(path: Path) -> JournalStorage:
     """Optuna's storage in the journal file at path (made, with its folder, when first written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
+    return JournalStorage(UnsyncedJournal(path))
+
+
+class UnsyncedJournal(JournalFileBackend):
+    """Optuna's file journal, its lines appended under the same lock and in the same format, without an fsync
+    after each storage call (about 24 a trial): those cost the driver 31 ms of wall a trial (cProfile, 400
+    synthetic trials, 2026-12-04). A crashed process loses nothing (its lines are in the OS's cache); a
+    crashed machine may lose the last lines, as it may Tune's own state."""
+
+    def __init__(self, path: Path):
+        self.path, self.lock = path, JournalFileSymlinkLock(str(path))
+        super().__init__(str(path), lock_obj=self.lock)
+
+    def append_logs(self, logs: list[dict]) -> None:
+        text = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+        self.lock.acquire()
+        try:
+            with open(self.path, "ab") as journal:
+                journal.write(text.encode())
+        finally:
+            self.lock.release()
 
 
 def live_storage(run_dir: Location) -> JournalStorage:

@@ -116,13 +116,7 @@ def test_once(run_dir: Location, records: Records, val: data.Volumes, data_file:
 
 def _retrain(params: dict[str, Any], train_full: data.Volumes, precision: str, mps: bool) -> bytes:
     """One member trained on train_full; its .keras bytes. On a Ray worker."""
-    from search import backend
-
-    assigned = ray.get_runtime_context().get_assigned_resources()
-    backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0), precision=precision, mps=mps)
-    fitted = final.fit(params, train_full, verbose=2)
-    with tempfile.TemporaryDirectory() as directory:
-        return final.save_model(Path(directory) / "model.keras", fitted.model).read_bytes()
+    return final.model_bytes(final.retrain(params, train_full, precision, mps).model)
 
 
 def _combine_and_test(members: list[tuple[bytes, float, dict[str, Any]]],
@@ -139,12 +133,12 @@ def _combine_and_test(members: list[tuple[bytes, float, dict[str, Any]]],
             path = Path(directory) / f"member-{k}.keras"
             path.write_bytes(model_bytes)
             models.append((keras.models.load_model(path), weight))
-        ensemble = combine(models)
-        path = final.save_model(Path(directory) / "model.keras", ensemble)  # for predict: no optimizer to carry
-        ensemble.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        metrics, predicted = final.test_model(ensemble, test_set, members[0][2])
-        metrics["test_time_averaging"] = [pose.averaged_views(params) for _, _, params in members]  # each its own
-        return metrics, path.read_bytes(), predicted
+    ensemble = combine(models)
+    saved = final.model_bytes(ensemble)  # before compile: for predict, no optimizer to carry
+    ensemble.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    metrics, predicted = final.test_model(ensemble, test_set, members[0][2])
+    metrics["test_time_averaging"] = [pose.averaged_views(params) for _, _, params in members]  # each its own
+    return metrics, saved, predicted
 
 
 def combine(members: list[tuple[Any, float]]):

@@ -65,22 +65,31 @@ def save_model(path: Path, model) -> Path:
     return files.write_atomic(path, model.save)
 
 
+def model_bytes(model) -> bytes:
+    """The model as a .keras file's bytes (what a Ray worker hands back to the driver)."""
+    with tempfile.TemporaryDirectory() as directory:
+        return save_model(Path(directory) / "model.keras", model).read_bytes()
+
+
+def retrain(params: dict[str, Any], train_full: data.Volumes, precision: str = "float32", mps: bool = False) -> Fitted:
+    """Train params on train_full with the backend set for this worker's CPUs and GPUs. On a Ray worker."""
+    from search import backend
+
+    assigned = ray.get_runtime_context().get_assigned_resources() if ray.is_initialized() else {}
+    backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0), precision=precision, mps=mps)
+    return fit(params, train_full, verbose=2)
+
+
 def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test_set: data.Volumes,
                      precision: str = "float32", mps: bool = False) -> tuple[dict[str, Any], bytes, np.ndarray]:
     """Train params on train_full, test once; return (test metrics, the .keras file's bytes, predictions). On a Ray worker."""
     import keras
 
-    from search import backend
-
-    assigned = ray.get_runtime_context().get_assigned_resources() if ray.is_initialized() else {}
-    backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0), precision=precision, mps=mps)
-    fitted = fit(params, train_full, verbose=2)
+    fitted = retrain(params, train_full, precision, mps)
     metrics, predicted = test_model(fitted.model, test_set, params)
     metrics.update(params=params, train_samples=len(train_full), train_seconds=fitted.seconds,
                    history=fitted.history, backend=keras.backend.backend())
-    with tempfile.TemporaryDirectory() as directory:
-        path = save_model(Path(directory) / "model.keras", fitted.model)
-        return metrics, path.read_bytes(), predicted
+    return metrics, model_bytes(fitted.model), predicted
 
 
 def test_once(params: dict[str, Any], data_file: Path, out: FinalDir, resources: Resources) -> float:

@@ -27,7 +27,7 @@ from search import study as run_study
 from search.errors import UserError
 from search.protocol import Stage, Status
 from search.provenance import RunInfo
-from search.rundir import RunDir
+from search.rundir import FinalDir, RunDir
 from search.storage import Location
 
 REPORT = RunDir(".").report.name
@@ -48,7 +48,7 @@ def write(run_dir: Location) -> Location:
         info = provenance.read(run_dir)
         records = leaderboard.Records.load(run_dir)
         board = leaderboard.leaderboard(records)
-        final = _final(run_dir)
+        final = _tested(RunDir(run_dir).final)
         study = run_study.load(run_dir)
         sections = [
             ("The run", _facts_html(info, board)),
@@ -61,7 +61,7 @@ def write(run_dir: Location) -> Location:
                        f"the top {PARALLEL_DRAWN} trained trials' hyperparameters (each axis scaled to its range) and best "
                        "validation accuracy")),
             ("Hyperparameter importance", _importance_section(run_dir, study)),
-            ("Final test", _final_section(run_dir, final) + _ensemble_html(_ensemble(run_dir), final)),
+            ("Final test", _final_section(run_dir, final) + _ensemble_html(_tested(RunDir(run_dir).final_ensemble), final)),
         ]
         page = _page(f"Run {RunDir(run_dir).name}", sections)
         storage.write_text(RunDir(run_dir).report, page)
@@ -127,15 +127,9 @@ def write_or_warn(run_dir: Location) -> Location | None:
 
 # --- reading ---------------------------------------------------------------------------------------------
 
-def _final(run_dir: Location) -> dict[str, Any] | None:
-    """The winner's test metrics, once the final stage wrote them."""
-    path = RunDir(run_dir).final.test_metrics
-    return json.loads(storage.read_text(path)) if storage.is_file(path) else None
-
-
-def _ensemble(run_dir: Location) -> dict[str, Any] | None:
-    """The finalists' ensemble's test metrics, once the final stage wrote them."""
-    path = RunDir(run_dir).final_ensemble.test_metrics
+def _tested(final: FinalDir) -> dict[str, Any] | None:
+    """A final folder's test metrics (the winner's, the ensemble's), once the final stage wrote them."""
+    path = final.test_metrics
     return json.loads(storage.read_text(path)) if storage.is_file(path) else None
 
 

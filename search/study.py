@@ -21,6 +21,8 @@ from search import files, storage
 from search.rundir import RunDir
 from search.storage import Location
 
+WARM_START_ATTR = "warm_start_trial_id"  # a study trial's user attribute: told from an earlier run (search.warmstart)
+
 
 def name(run_dir: Location) -> str:
     """The study's name: the run folder's."""

@@ -150,7 +150,7 @@ class StudySearch(OptunaSearch):
     OptunaSearch pickles its storage, which reconnects to the study file's absolute path: on another
     machine (a resume from a bucket) that path is absent and the restore fails. Here Tune's searcher state
     (which Tune uploads with its experiment state) holds a copy of the study's journal; a restore puts it
-    back at this machine's RunDir.study_local if no study is there yet, and reattaches to it. A local run's
+    back at this machine's RunDir.study_local unless a study at least as long is there, and reattaches to it. A local run's
     state carries no copy (carry_study False: its optuna.journal is in the run folder), so its snapshots do not
     grow with the study.
     """
@@ -158,10 +158,43 @@ class StudySearch(OptunaSearch):
     _STUDY_STATE = "conv3d-search study journal"
     _SQLITE_STATE = "conv3d-search study bytes"  # a run made before the journal: its study in SQLite bytes
 
-    def __init__(self, *args, run_dir: Location, carry_study: bool = True, **kwargs):
+    # The sample budget, counted here rather than by Tune (see reconcile). Class defaults: a run saved before them.
+    limit: int | None = None  # trials to propose in all (None: as many as Tune asks for)
+    asked = 0  # trials proposed so far
+    last_number: int | None = None  # the study's number of the last trial proposed
+
+    def __init__(self, *args, run_dir: Location, carry_study: bool = True, limit: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.run_dir = run_dir
         self.carry_study = carry_study  # False for a local run: its optuna.journal is the study, and stays with it
+        self.limit = limit
+        self.last_number = -1
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if trial_id in self._ot_trials:  # asked before (Tune may ask again for the same trial)
+            return super().suggest(trial_id)
+        if self.limit is not None and self.asked >= self.limit:
+            return Searcher.FINISHED
+        config = super().suggest(trial_id)
+        self.asked += 1
+        self.last_number = self._ot_trials[trial_id].number
+        return config
+
+    def reconcile(self) -> None:
+        """After a restore: count against the budget the trials the dead driver proposed after Tune's last saved
+        state and saw end (Tune does not know them and would propose others in their place); tell the study those
+        it did not see end failed (they are lost: the restored experiment never runs them, and TPE's constant liar
+        would otherwise count them as running forever)."""
+        if self.last_number is None:
+            return
+        for trial in self._ot_study.get_trials(deepcopy=False):
+            if trial.number <= self.last_number or run_study.WARM_START_ATTR in trial.user_attrs:
+                continue
+            if trial.state.is_finished():
+                self.asked += 1
+            else:
+                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            self.last_number = trial.number
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Nothing: OptunaSearch stores every epoch as an intermediate value, for Optuna's pruners (ASHA prunes
@@ -207,18 +240,26 @@ class StudySearch(OptunaSearch):
                 file.seek(0)  # OptunaSearch's own format
                 return super().restore(checkpoint_path)
             live = run_study.live_storage(self.run_dir)
-            if head["study_name"] not in optuna.get_all_study_names(live):  # this machine never had it: Tune's copy
-                copy = head[self._STUDY_STATE] if self._STUDY_STATE in head else head[self._SQLITE_STATE]
+            copy = head[self._STUDY_STATE] if self._STUDY_STATE in head else head[self._SQLITE_STATE]
+            # Tune's copy where this machine never had the study, or has an older one (its cache from before another
+            # machine went on with the run; a journal only grows). A longer one is this machine's own newer lines.
+            local = RunDir(self.run_dir).study_local
+            older = (copy is not None and self._STUDY_STATE in head
+                     and len(copy) > (local.stat().st_size if local.is_file() else 0))
+            if older or head["study_name"] not in optuna.get_all_study_names(live):
                 if copy is None:
-                    raise UserError(f"{RunDir(self.run_dir).study_local}: the run's Optuna study is missing")
+                    raise UserError(f"{local}: the run's Optuna study is missing")
                 run_study.put_back(self.run_dir, copy, sqlite=self._SQLITE_STATE in head)
                 live = run_study.live_storage(self.run_dir)
             study = optuna.load_study(study_name=head["study_name"], storage=live)
             objects = {"storage": live, "study": study, "cached": live}  # "cached": SQLite's cache, before the journal
             unpickler = pickle.Unpickler(file)
             unpickler.persistent_load = objects.__getitem__
-            self.__dict__.update(unpickler.load())
+            saved = unpickler.load()
+            here = {"run_dir": self.run_dir, "carry_study": self.carry_study}  # where the run is now (it may have moved)
+            self.__dict__.update(saved, **here)
         study.sampler = self._sampler
+        self.reconcile()
 
 
 class RecordKeeper(tune.Callback):
@@ -458,7 +499,8 @@ def make_searcher(space: Space, run_dir: Location, resources: Resources, study: 
     # console and the leaderboard say it anyway.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher: Searcher = StudySearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
-                                     run_dir=RunDir(run_dir).path, carry_study=not RunDir(run_dir).local, **study)
+                                     run_dir=RunDir(run_dir).path, carry_study=not RunDir(run_dir).local,
+                                     limit=settings.samples, **study)
     if settings.baselines:
         searcher = BaselinesFirst(searcher, settings.baseline_configs())
     max_concurrent = resources.max_concurrent or settings.max_concurrent

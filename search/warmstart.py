@@ -22,6 +22,7 @@ from search.errors import UserError
 from search.leaderboard import Records, TrialRecord
 from search.protocol import METRIC, Stage, Status
 from search.space import Space
+from search.study import WARM_START_ATTR
 from search.storage import Location
 
 FIDELITY = ("epochs", "schedule_epochs", "seed")  # how long and with which seed, not what was trained
@@ -85,7 +86,7 @@ def _as_optuna_trial(space: Space, record: TrialRecord) -> optuna.trial.FrozenTr
     if any(proposed[k] != trained.get(k) for k in proposed if k not in FIDELITY):
         return None  # the new space fixes a value this trial did not train with
     accuracies = {epoch: m[METRIC] for epoch, m in sorted(record.epochs.items())}
-    attrs = {"warm_start_trial_id": record.trial_id}
+    attrs = {WARM_START_ATTR: record.trial_id}
     try:
         if record.status == Status.INFEASIBLE:  # as the study tells an infeasible trial: 0
             return optuna.trial.create_trial(params=fixed.params, distributions=fixed.distributions, value=0.0,

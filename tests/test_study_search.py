@@ -4,6 +4,7 @@ never had the study's journal file continues the same study (no Ray, no bucket: 
 from __future__ import annotations
 
 import pickle
+import shutil
 
 import optuna
 import pytest
@@ -15,10 +16,10 @@ from search.errors import UserError
 from search.rundir import RunDir
 
 
-def _searcher(run_dir, carry_study: bool = True) -> tuner.StudySearch:
+def _searcher(run_dir, carry_study: bool = True, limit: int | None = None) -> tuner.StudySearch:
     space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
     return tuner.StudySearch(space=space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(0),
-                             run_dir=run_dir, carry_study=carry_study, **run_study.searcher_arguments(run_dir))
+                             run_dir=run_dir, carry_study=carry_study, limit=limit, **run_study.searcher_arguments(run_dir))
 
 
 def test_a_restore_where_the_study_file_is_missing_continues_the_same_study(tmp_path):
@@ -55,6 +56,79 @@ def test_a_restore_where_the_study_is_keeps_the_live_one(tmp_path):
     restored = cloudpickle.loads(pickled)
     restored.restore(str(state))
     assert len(optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir)).trials) == 2
+
+
+def test_a_restore_counts_the_trials_the_dead_driver_saw_end_after_the_snapshot_and_fails_the_rest(tmp_path):
+    # The race behind a resumed run holding one trial over its budget: a trial proposed and ended between two of
+    # Tune's snapshots is in the study and the records, unknown to the restored experiment.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    searcher = _searcher(run_dir, limit=5)
+    pickled = cloudpickle.dumps(searcher)
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", {"val_accuracy": 0.5})
+    searcher.suggest("b")  # running at the snapshot: the restored experiment resumes it
+    state = tmp_path / "searcher-state.pkl"
+    searcher.save(str(state))
+    searcher.suggest("c")
+    searcher.on_trial_complete("c", {"val_accuracy": 0.6})  # ended after the snapshot: counts
+    searcher.suggest("d")  # running when the driver died: lost, its place proposed again
+    restored = cloudpickle.loads(pickled)
+    restored.restore(str(state))
+    study = optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING", "COMPLETE", "FAIL"]
+    assert restored.asked == 3
+    assert restored.suggest("e") is not None and restored.suggest("f") is not None  # a, b, c, e, f: five
+    assert restored.suggest("g") == tuner.Searcher.FINISHED
+    assert restored.suggest("f") is not None  # Tune asking again for a trial it has is not a new sample
+
+
+def test_a_searcher_restored_from_a_finished_search_proposes_as_that_search_would_have_gone_on(tmp_path):
+    # What an extension (resume --samples) builds its TPE from: the same study, the sampler's random state.
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    searcher = _searcher(run_dir, limit=3)
+    for trial_id in ("a", "b", "c"):
+        searcher.suggest(trial_id)
+        searcher.on_trial_complete(trial_id, {"val_accuracy": 0.5})
+    assert searcher.suggest("d") == tuner.Searcher.FINISHED  # its budget spent
+    state = tmp_path / "searcher-state.pkl"
+    searcher.save(str(state))
+    moved = tmp_path / "elsewhere" / "run"  # the same run in another folder: the extension works on the one it is given
+    moved.mkdir(parents=True)
+    shutil.copy(RunDir(run_dir).study, RunDir(moved).study)
+    searcher.limit = 4
+    went_on = searcher.suggest("d")
+
+    extended = tuner.StudySearch(space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, metric="val_accuracy",
+                                 mode="max", sampler=optuna.samplers.RandomSampler(7), run_dir=moved,
+                                 **run_study.searcher_arguments(moved))
+    extended.restore(str(state))
+    extended.limit = extended.asked + 1
+    assert extended.run_dir == moved and extended.asked == 3
+    assert extended.suggest("d") == went_on  # seed 7's sampler was replaced by the finished search's
+    assert len(optuna.load_study(study_name="run", storage=run_study.live_storage(moved)).trials) == 4
+    assert len(optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir)).trials) == 4
+
+
+def test_a_restore_replaces_an_older_study_this_machine_kept_with_the_longer_copy_tune_carried(tmp_path):
+    # A bucket run's cache on a machine that resumed it once, before another machine went on with it; and a
+    # study the new searcher just created empty (an extension's StudySearch, before it restores).
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    searcher = _searcher(run_dir)
+    searcher.suggest("a")
+    stale = RunDir(run_dir).study.read_bytes()
+    searcher.on_trial_complete("a", {"val_accuracy": 0.5})
+    searcher.suggest("b")
+    state = tmp_path / "searcher-state.pkl"
+    searcher.save(str(state))
+    for cached in (stale, b""):
+        RunDir(run_dir).study.write_bytes(cached)
+        restored = _searcher(run_dir)  # its constructor creates the study where none is
+        restored.restore(str(state))
+        study = optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir))
+        assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING"]
 
 
 def test_a_local_runs_state_carries_no_copy_of_the_study_and_a_missing_study_is_one_line(tmp_path):

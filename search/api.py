@@ -54,9 +54,13 @@ def start(space: str | os.PathLike[str] | RunOptions, on_run_dir: Callable[[Loca
 
 
 def resume(run_dir: str | os.PathLike[str] | S3Path, address: str | None = None, final: bool = True,
-           wait_for_resources: float | None = None) -> Summary:
-    """Continue an interrupted run to its original trial budget, then retrain the winner and test it once."""
-    return pipeline.resume(RunDir(run_dir).path, address, final_test=final, wait_for_resources=wait_for_resources)
+           wait_for_resources: float | None = None, samples: int | None = None,
+           time_budget_s: float | None = None) -> Summary:
+    """Continue an interrupted run to its original trial budget, then retrain the winner and test it once. With
+    samples or time_budget_s, extend a run whose search ended: more trials, TPE going on from every trial it saw,
+    then the finalists and the final test again, into new folders (final-extend-K/)."""
+    return pipeline.resume(RunDir(run_dir).path, address, final_test=final, wait_for_resources=wait_for_resources,
+                           samples=samples, time_budget_s=time_budget_s)
 
 
 def open_run(run_dir: str | os.PathLike[str] | S3Path) -> Run:

@@ -73,10 +73,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="interface for the dashboard of a local Ray (default 127.0.0.1; 0.0.0.0 exposes Ray's job API)")
     _backend_flag(run, "$KERAS_BACKEND, else tensorflow; every trial and the final retrain use it")
 
-    resume = commands.add_parser("resume", help="continue an interrupted run to its original trial budget")
+    resume = commands.add_parser("resume", help="continue an interrupted run to its original trial budget, or extend "
+                                                "a finished search (--samples, --time-budget)")
     resume.add_argument("run_dir", help="the run folder, or s3://bucket/prefix/RUN")
     _endpoint_flag(resume)
     resume.add_argument("--address", help="Ray cluster address (default: as the run was started)")
+    resume.add_argument("--samples", type=_positive(int),
+                        help="extend a run whose search ended by N more trials; TPE goes on from every trial it saw, "
+                             "then the finalists and the final test are redone into new folders")
+    resume.add_argument("--time-budget", type=_positive(float), metavar="SECONDS", dest="time_budget_s",
+                        help="extend for this long (with --samples: whichever ends first; alone: up to the space's samples)")
     resume.add_argument("--no-final", action="store_true", help="skip the final retrain and test")
     _wait_flag(resume)
 
@@ -299,7 +305,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from search import api
 
     _print_summary(api.resume(_where(args, args.run_dir), args.address, final=not args.no_final,
-                              wait_for_resources=args.wait_for_resources))
+                              wait_for_resources=args.wait_for_resources, samples=args.samples,
+                              time_budget_s=args.time_budget_s))
     return 0
 
 

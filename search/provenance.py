@@ -83,6 +83,8 @@ class RunInfo:
     resumed: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # each: at, command, cluster
     search_ended: str | None = None
     ended: str | None = None
+    # each `resume --samples/--time-budget`: at, command, samples, time_budget_s, trials_before, search_ended, ended
+    extensions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -95,12 +97,23 @@ class RunInfo:
         """The cluster facts of the run's latest driver: the start's, or the latest resume's."""
         return (self.resumed[-1] if self.resumed else {"cluster": self.cluster})["cluster"]
 
+    @property
+    def stage_ends(self) -> dict[str, Any]:
+        """Where the latest search's stage ends are kept: the newest extension's entry, or the run's own keys."""
+        return self.extensions[-1] if self.extensions else self.__dict__
+
+    @property
+    def searched(self) -> bool:
+        """Whether the latest search stage (the run's, or its newest extension's) ended."""
+        return bool(self.stage_ends.get("search_ended"))
+
     def to_json(self) -> dict[str, Any]:
         out = {"command": self.command, "options": self.options.to_json(), "space": self.space.to_json(),
                "data": self.data.to_json(), "seed": self.seed, "backend": self.backend, "versions": self.versions,
                "worker_env": self.worker_env, "cluster": self.cluster, "started": self.started,
-               "resumed": self.resumed, "search_ended": self.search_ended, "ended": self.ended, **self.extra}
-        optional = ("backend", "resumed", "search_ended", "ended")
+               "resumed": self.resumed, "search_ended": self.search_ended, "ended": self.ended,
+               "extensions": self.extensions, **self.extra}
+        optional = ("backend", "resumed", "search_ended", "ended", "extensions")
         return {k: v for k, v in out.items() if k not in optional or v}
 
     @classmethod
@@ -113,7 +126,7 @@ class RunInfo:
                    command=data.get("command", []), backend=data.get("backend"), versions=data.get("versions", {}),
                    worker_env=data.get("worker_env", {}), cluster=data.get("cluster", {}),
                    resumed=data.get("resumed", []), search_ended=data.get("search_ended"), ended=data.get("ended"),
-                   extra={k: v for k, v in data.items() if k not in known})
+                   extensions=data.get("extensions", []), extra={k: v for k, v in data.items() if k not in known})
 
 
 def start(run_dir: Location, options: RunOptions, space: Space, data_file: Path, split: tuple[int, int],
@@ -157,9 +170,19 @@ def resumed(run_dir: Location, info: RunInfo, address: str | None) -> None:
 
 
 def mark(run_dir: Location, info: RunInfo, event: str, keep_first: bool = False) -> None:
-    """Record when something happened ("search_ended", "ended"); keep_first: an earlier time stays."""
-    setattr(info, event, (keep_first and getattr(info, event)) or now())
+    """Record when something happened to the latest search ("search_ended", "ended": the run's, or its newest
+    extension's); keep_first: an earlier time stays."""
+    ends = info.stage_ends
+    ends[event] = (keep_first and ends.get(event)) or now()
     _write(run_dir, info)
+
+
+def extended(run_dir: Location, info: RunInfo, samples: int, time_budget_s: float | None, trials_before: int) -> int:
+    """Record an extension of a searched run (before its experiment starts); its number, 1 for the first."""
+    info.extensions.append({"at": now(), "command": sys.argv, "samples": samples, "time_budget_s": time_budget_s,
+                            "trials_before": trials_before})
+    _write(run_dir, info)
+    return len(info.extensions)
 
 
 def note(run_dir: Location, info: RunInfo, key: str, value: Any) -> None:

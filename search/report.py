@@ -61,7 +61,8 @@ def write(run_dir: Location) -> Location:
                        f"the top {PARALLEL_DRAWN} trained trials' hyperparameters (each axis scaled to its range) and best "
                        "validation accuracy")),
             ("Hyperparameter importance", _importance_section(run_dir, study)),
-            ("Final test", _final_section(run_dir, final) + _ensemble_html(_tested(RunDir(run_dir).final_ensemble), final)),
+            ("Final test", _finals_html(run_dir, info) + _final_section(run_dir, final)
+             + _ensemble_html(run_dir, _tested(RunDir(run_dir).final_ensemble), final)),
         ]
         page = _page(f"Run {RunDir(run_dir).name}", sections)
         storage.write_text(RunDir(run_dir).report, page)
@@ -133,11 +134,24 @@ def _tested(final: FinalDir) -> dict[str, Any] | None:
     return json.loads(storage.read_text(path)) if storage.is_file(path) else None
 
 
-def _ensemble_html(together: dict[str, Any] | None, single: dict[str, Any] | None) -> str:
+def _finals_html(run_dir: Location, info: RunInfo) -> str:
+    """For an extended run: each search's winner (the first, then each extension's) and its one test; the newest
+    is the one shown below."""
+    if not info.extensions:
+        return ""
+    finals = [RunDir(run_dir).final_of(k) for k in range(len(info.extensions) + 1)]
+    tested = [(f, _tested(f)) for f in finals]
+    listed = ", ".join(f"{f.path.name}/ {m['accuracy']:.4f}" if m else f"{f.path.name}/ not tested" for f, m in tested)
+    return (f"<p>Extended {len(info.extensions)} time(s) (resume --samples): each search's winner over the whole run, "
+            f"tested once: {listed}. Below: {finals[-1].path.name}/.</p>")
+
+
+def _ensemble_html(run_dir: Location, together: dict[str, Any] | None, single: dict[str, Any] | None) -> str:
     """The ensemble beside the single best: test accuracy, upright and rotated rows, members and weights."""
     if together is None:
         return ""
-    rows = [("the single best (final/)", single), ("the ensemble of finalists (final-ensemble/)", together)]
+    folders = RunDir(run_dir).final.path.name, RunDir(run_dir).final_ensemble.path.name
+    rows = [(f"the single best ({folders[0]}/)", single), (f"the ensemble of finalists ({folders[1]}/)", together)]
     table = pd.DataFrame([{"": name, "test accuracy": m["accuracy"], "upright rows": m.get("upright_accuracy"),
                            "rotated rows": m.get("rotated_accuracy")} for name, m in rows if m is not None])
     members = ", ".join(f"{html.escape(m['trial_id'])} (weight {m['weight']:.2f})" for m in together["members"])
@@ -374,6 +388,8 @@ def _facts_html(info: RunInfo, board: pd.DataFrame) -> str:
         "data": f"{info.data.path} (train {info.data.train}, validation {info.data.validation})",
         "trials per status": ", ".join(f"{s}: {n}" for s, n in board["status"].value_counts().items()) or "none yet",
         "resumed": len(info.resumed),
+        "extended": "; ".join(f"{e['samples']} more trials" + (f" within {e['time_budget_s']:g} s" if e.get("time_budget_s") else "")
+                              + f" at {e['at']}" for e in info.extensions) or "no",
     }
     return pd.Series(facts, name="").to_frame().to_html(header=False, classes="facts")
 

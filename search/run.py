@@ -92,8 +92,14 @@ def start(run: Prepared) -> Summary:
 
 
 def resume(run_dir: Location, address: str | None = None, final_test: bool = True,
-           wait_for_resources: float | None = None) -> Summary:
+           wait_for_resources: float | None = None, samples: int | None = None,
+           time_budget_s: float | None = None) -> Summary:
     """Continue an interrupted run to its original trial budget, then pick the best and test it once.
+
+    With samples or time_budget_s, extend a run whose search ended instead: that many more trials (a time budget
+    alone: up to the space's samples) in a new experiment, TPE going on from every trial of the same study
+    (tuner.make_searcher), then the finalists, the pick and the final test over the whole run, into new folders
+    (RunDir.search_tune, final_of, ensemble_of); run.json records each extension. Nothing earlier is overwritten.
 
     A run in a bucket resumes from the bucket alone (Tune's state, the records, the study in Tune's searcher
     state), on any machine; the bucket is checked writable before Ray starts."""
@@ -106,47 +112,67 @@ def resume(run_dir: Location, address: str | None = None, final_test: bool = Tru
                                   else wait_for_resources)
     keras_backend = backend.choose(info.keras_backend)  # the run's, before the tuner imports Keras
     connection.reap_dead_driver(run_dir, info.last_cluster)
-    if not tuner.can_restore(run_dir):
+    extend = samples is not None or time_budget_s is not None
+    if extend and not info.searched:
+        raise UserError(f"{run_dir}: its search has not ended; resume it without --samples or --time-budget first")
+    if not extend and not info.extensions and not tuner.can_restore(run_dir):
         raise UserError(f"{run_dir}: no Ray Tune experiment state to resume (was the run started?)")
     space, data_file = _unchanged_inputs(info)
     train, val = _search_data(data_file, space)
     _connect(options, keras_backend)
     provenance.resumed(run_dir, info, options.address)
     with StopSignals(run_dir) as stop:
-        if info.search_ended:  # straight on to the finalists
+        if extend:
+            provenance.extended(run_dir, info, samples or space.settings.samples, time_budget_s,
+                                len(leaderboard.Records.load(run_dir).trials))
+        latest = len(info.extensions)
+        if info.searched:  # straight on to the finalists
             records = leaderboard.Records.load(run_dir)
+        elif latest and (extend or not tuner.can_restore(run_dir, latest)):  # new, or died before Tune saved it
+            more = info.extensions[-1]
+            print(f"extending the search: up to {more['samples']} more trials"
+                  + (f" within {more['time_budget_s']:g} s" if more["time_budget_s"] else "")
+                  + f" in {RunDir(run_dir).search_tune(latest).name}", flush=True)
+            settings = space.settings.replace(samples=more["samples"], time_budget_s=more["time_budget_s"], baselines=())
+            with stop.tune():
+                records = tuner.search(dataclasses.replace(space, settings=settings), train, val, run_dir,
+                                       options.resources, _watchers(run_dir), latest)
         else:
             with stop.tune():  # the restored experiment keeps the watchers it was started with
-                records = tuner.resume_search(space, train, val, run_dir, options.resources)
+                records = tuner.resume_search(space, train, val, run_dir, options.resources, latest)
         return _finish(run_dir, info, options, space, data_file, train, val, records, stop)
 
 
 def _finish(run_dir: Location, info: RunInfo, options: RunOptions, space: Space, data_file: Path,
             train: data.Volumes, val: data.Volumes, records: leaderboard.Records, stop: StopSignals) -> Summary:
-    """After the search: the finalists, the best of all, its one test."""
+    """After the search (or its latest extension): the finalists, the best of all, its one test, into that
+    search's folders."""
+    extension = len(info.extensions)
     provenance.mark(run_dir, info, "search_ended", keep_first=True)
     run_study.export(run_dir)
     with stop.tune():
         records = tuner.finalists(records, space.settings, train, val, run_dir, options.resources, _watchers(run_dir))
     leaderboard.write(run_dir, records)
     best = records.pick()
-    storage.write_json(RunDir(run_dir).best_json, best.to_json())
+    storage.write_json(RunDir(run_dir).best_of(extension), best.to_json())
     run_study.export(run_dir)
-    accuracy = final.test_once(best.params, data_file, RunDir(run_dir).final, options.resources) if options.final else None
-    together = _ensemble(run_dir, records, val, data_file, space.settings.finalists, options.resources) if options.final else None
+    accuracy = (final.test_once(best.params, data_file, RunDir(run_dir).final_of(extension), options.resources)
+                if options.final else None)
+    together = (_ensemble(run_dir, records, val, data_file, space.settings.finalists, options.resources, extension)
+                if options.final else None)
     provenance.mark(run_dir, info, "ended")  # after the final retrain and test: the run's whole wall time
     report.write_or_warn(run_dir)  # the finished run's pictures (rewritten while the search ran)
     return Summary(run_dir, len(records.trials), best, accuracy, together)
 
 
 def _ensemble(run_dir: Location, records: leaderboard.Records, val: data.Volumes, data_file: Path, size: int,
-              resources: resources.Resources) -> dict[str, Any] | None:
+              resources: resources.Resources, extension: int) -> dict[str, Any] | None:
     """With 2 finalists or more, their ensemble (search.ensemble) beside the winner; a failure is one line, and the
     run still ends with the winner's test."""
     if size < 2:
         return None
     try:
-        return ensemble.test_once(run_dir, records, val, data_file, size, resources, RunDir(run_dir).final_ensemble)
+        return ensemble.test_once(run_dir, records, val, data_file, size, resources, RunDir(run_dir).ensemble_of(extension))
     except UserError as e:
         print(f"ensemble: not built: {e}", file=sys.stderr, flush=True)
         return None

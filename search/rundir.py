@@ -101,8 +101,12 @@ class RunDir:
 
     @property
     def best_json(self) -> Location:
-        """The winner, as the pipeline picked it after the search."""
-        return self.path / "best.json"
+        """The winner, as the pipeline picked it after the search (after the newest extension's search)."""
+        return self.best_of(self.extensions())
+
+    def best_of(self, extension: int) -> Location:
+        """best.json, or an extension's best-extend-K.json: the winner over the whole run after that search."""
+        return self.path / ("best.json" if not extension else f"best-extend-{extension}.json")
 
     @property
     def report(self) -> Location:
@@ -139,6 +143,15 @@ class RunDir:
         """Ray Tune's experiment folder of the search stage (its state, each trial's checkpoints and logs)."""
         return self.path / "tune"
 
+    def search_tune(self, extension: int) -> Location:
+        """The search stage's experiment (tune/), or an extension's: tune-extend-K/, the K-th `resume --samples`."""
+        return self.tune if not extension else self.path / f"tune-extend-{extension}"
+
+    def extensions(self) -> int:
+        """How many extensions' experiments the folder holds (0 for a run never extended)."""
+        found = [n.removeprefix("tune-extend-") for n in storage.children(self.path) if n.startswith("tune-extend-")]
+        return max((int(k) for k in found if k.isdigit()), default=0)
+
     def finalists_tune(self) -> Location:
         """A new experiment folder for the finalist stage: tune-finalists, then tune-finalists-2, ... after a resume."""
         names = ("tune-finalists", *(f"tune-finalists-{i}" for i in range(2, 1000)))
@@ -146,8 +159,12 @@ class RunDir:
 
     @property
     def final(self) -> FinalDir:
-        """The winner's final retrain and test."""
-        return FinalDir(self.path / "final")
+        """The winner's final retrain and test (the newest extension's: the winner over the whole run)."""
+        return self.final_of(self.extensions())
+
+    def final_of(self, extension: int) -> FinalDir:
+        """final/, or an extension's final-extend-K/: the winner over the whole run after that search, tested once."""
+        return FinalDir(self.path / ("final" if not extension else f"final-extend-{extension}"))
 
     def finalist_checkpoints(self, trial_id: str) -> list[Location]:
         """A finalist trial's checkpoint folders, newest first, in whichever finalist experiment ran it."""
@@ -159,8 +176,12 @@ class RunDir:
 
     @property
     def final_ensemble(self) -> FinalDir:
-        """The run's ensemble of finalists, retrained and tested once (search.ensemble)."""
-        return FinalDir(self.path / "final-ensemble")
+        """The run's ensemble of finalists, retrained and tested once (search.ensemble); the newest extension's."""
+        return self.ensemble_of(self.extensions())
+
+    def ensemble_of(self, extension: int) -> FinalDir:
+        """final-ensemble/, or an extension's final-extend-K-ensemble/."""
+        return FinalDir(self.path / ("final-ensemble" if not extension else f"final-extend-{extension}-ensemble"))
 
     def new_ensemble(self) -> FinalDir:
         """A folder for another ensemble (`final --ensemble K`): final-ensemble-2, -3, ... (final-ensemble if free)."""
@@ -169,4 +190,5 @@ class RunDir:
 
     def final_for_rank(self, rank: int = 1) -> FinalDir:
         """final/ for the winner; final-rank-K/ for another rank (or for rank 1 once final/ exists)."""
-        return self.final if rank == 1 and not storage.exists(self.final.path) else FinalDir(self.path / f"final-rank-{rank}")
+        final = self.final
+        return final if rank == 1 and not storage.exists(final.path) else FinalDir(self.path / f"final-rank-{rank}")

@@ -15,10 +15,12 @@ import logging
 import os
 import pickle
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -393,15 +395,18 @@ class FixedConfigs(Searcher):
 
 
 def search(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources,
-           watchers: Watchers = Watchers()) -> leaderboard.Records:
-    """The search stage, Tune's experiment in run_dir/tune; every trial's record when it ends."""
-    make_tuner(space, train, val, run_dir, resources, watchers).fit()
+           watchers: Watchers = Watchers(), extension: int = 0) -> leaderboard.Records:
+    """The search stage, Tune's experiment in run_dir/tune (an extension's in tune-extend-K: see make_searcher);
+    every trial's record when it ends."""
+    make_tuner(space, train, val, run_dir, resources, watchers, extension).fit()
     return leaderboard.Records.load(run_dir)  # RecordKeeper wrote them at the experiment's end
 
 
-def resume_search(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources) -> leaderboard.Records:
-    """The interrupted search stage continued to its budget (see restore_tuner); every trial's record when it ends."""
-    restore_tuner(run_dir, train, val, resources, space.settings).fit()
+def resume_search(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources,
+                  extension: int = 0) -> leaderboard.Records:
+    """The interrupted search stage (or extension) continued to its budget (see restore_tuner); every trial's
+    record when it ends."""
+    restore_tuner(run_dir, train, val, resources, space.settings, extension).fit()
     return leaderboard.Records.load(run_dir)
 
 
@@ -482,9 +487,14 @@ def _trial_dirname(trial) -> str:
     return trial.trial_id
 
 
-def make_searcher(space: Space, run_dir: Location, resources: Resources, study: dict[str, Any]) -> Searcher:
+def make_searcher(space: Space, run_dir: Location, resources: Resources, study: dict[str, Any],
+                  extension: int = 0) -> Searcher:
     """The search stage's proposer: the baselines first, then TPE on the run's study (study: OptunaSearch's
-    storage and study_name), at most max_concurrent trials at once."""
+    storage and study_name), at most max_concurrent trials at once.
+
+    An extension's TPE is the previous search stage's, restored from the state Tune saved at its end: the same
+    study and the same sampler with its random state, so it proposes as that search would have gone on to; it
+    proposes `samples` more, and the baselines (which ran) are not repeated."""
     settings = space.settings
     # TPE, multivariate and grouped (the space is conditional), with a constant liar so concurrent
     # trials don't pile onto one point; random start-up as the settings say.
@@ -501,7 +511,10 @@ def make_searcher(space: Space, run_dir: Location, resources: Resources, study: 
     searcher: Searcher = StudySearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
                                      run_dir=RunDir(run_dir).path, carry_study=not RunDir(run_dir).local,
                                      limit=settings.samples, **study)
-    if settings.baselines:
+    if extension:
+        _restore_searcher(searcher, RunDir(run_dir).search_tune(extension - 1))
+        searcher.limit = searcher.asked + settings.samples
+    elif settings.baselines:
         searcher = BaselinesFirst(searcher, settings.baseline_configs())
     max_concurrent = resources.max_concurrent or settings.max_concurrent
     if max_concurrent:
@@ -509,11 +522,23 @@ def make_searcher(space: Space, run_dir: Location, resources: Resources, study: 
     return searcher
 
 
+def _restore_searcher(searcher: StudySearch, experiment: Location) -> None:
+    """A StudySearch in the state Tune last saved for it in an experiment folder (local or in a bucket)."""
+    saved = [n for n in storage.children(experiment) if n.startswith("searcher-state-") and n.endswith(".pkl")]
+    if not saved:
+        raise UserError(f"{experiment}: no saved searcher state to go on from")
+    with tempfile.TemporaryDirectory() as folder:  # Searcher.restore reads a local file
+        local = Path(folder) / "searcher-state.pkl"
+        local.write_bytes(storage.read_bytes(experiment / max(saved)))  # named by the time saved: newest last
+        searcher.restore(str(local))
+
+
 def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources,
-               watchers: Watchers = Watchers()) -> tune.Tuner:
-    """A Tuner for the space's settings, storing Ray's experiment state under run_dir/tune."""
+               watchers: Watchers = Watchers(), extension: int = 0) -> tune.Tuner:
+    """A Tuner for the space's settings, storing Ray's experiment state under run_dir/tune (an extension's:
+    RunDir.search_tune(extension)). An extension's ASHA starts afresh: it compares the new trials among themselves."""
     settings = space.settings
-    searcher = make_searcher(space, run_dir, resources, watchers.study)
+    searcher = make_searcher(space, run_dir, resources, watchers.study, extension)
     scheduler = ASHAScheduler(
         time_attr="training_iteration",
         max_t=settings.max_epochs,
@@ -528,12 +553,13 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, re
             mode="max",
             search_alg=searcher,
             scheduler=scheduler,
-            num_samples=settings.samples + len(settings.baselines),
+            num_samples=settings.samples + (0 if extension else len(settings.baselines)),
             time_budget_s=settings.time_budget_s,
             reuse_actors=REUSE_ACTORS,
             trial_dirname_creator=_trial_dirname,
         ),
-        run_config=_run_config(run_dir, RunDir(run_dir).tune.name, Stage.SEARCH, watchers, settings.time_budget_s),
+        run_config=_run_config(run_dir, RunDir(run_dir).search_tune(extension).name, Stage.SEARCH, watchers,
+                               settings.time_budget_s),
     )
 
 
@@ -569,18 +595,20 @@ def make_finalists_tuner(configs: list[dict[str, Any]], settings: Settings, trai
     )
 
 
-def restore_tuner(run_dir: Location, train: Volumes, val: Volumes, resources: Resources, settings: Settings) -> tune.Tuner:
-    """The interrupted search's Tuner: finished trials stay finished, unfinished ones continue from checkpoints."""
+def restore_tuner(run_dir: Location, train: Volumes, val: Volumes, resources: Resources, settings: Settings,
+                  extension: int = 0) -> tune.Tuner:
+    """The interrupted search's (or extension's) Tuner: finished trials stay finished, unfinished ones continue
+    from checkpoints."""
     return tune.Tuner.restore(
-        **storage.tune_restore(RunDir(run_dir).tune),
+        **storage.tune_restore(RunDir(run_dir).search_tune(extension)),
         trainable=_trainable(train, val, resources, plan(settings)),
         resume_unfinished=True,
         resume_errored=True,
     )
 
 
-def can_restore(run_dir: Location) -> bool:
-    return tune.Tuner.can_restore(**storage.tune_restore(RunDir(run_dir).tune))
+def can_restore(run_dir: Location, extension: int = 0) -> bool:
+    return tune.Tuner.can_restore(**storage.tune_restore(RunDir(run_dir).search_tune(extension)))
 
 
 def failure_status(error: BaseException | None) -> str:

@@ -132,8 +132,14 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
         retrained = _cli(tmp_path / "machine-3", tmp_path / "cache-3", "final", uri, "--rank", "2",
                          "--address", cluster.address, env=cluster.env)
         assert retrained.returncode == 0 and f"wrote {uri}/final-rank-2" in retrained.stdout, retrained.stderr[-3000:]
+        after = records(where)
+        ranked = read_csv(f"{uri}/leaderboard.csv")
+        # Extend the finished search by one trial from a fourth machine: the study and TPE's state come from the bucket.
+        extended = _cli(tmp_path / "machine-4", tmp_path / "cache-4", "resume", uri, "--samples", "1", "--no-final",
+                        "--address", cluster.address, env=cluster.env)
+        assert extended.returncode == 0, extended.stdout[-2000:] + extended.stderr[-3000:]
 
-    after = records(where)
+    (added,) = set(records(where)) - set(after)
     kept = {t: r for t, r in after.items() if r.status != Status.LOST}
     assert len(kept) == 3 and {r.status for r in kept.values()} == {Status.COMPLETED}, after  # none lost
     for record in after.values():  # a trial Ray's lagging state forgot is flagged, not silently dropped
@@ -147,6 +153,7 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
                  "final/predictions.csv", "final-rank-2/test_metrics.json", "tune/tuner.pkl"):
         assert name in stored, sorted(stored)
     assert any(n.startswith("tune/searcher-state") for n in stored)
+    assert any(n.startswith(f"tune-extend-1/{added}/") for n in stored) and "best-extend-1.json" in stored
     assert any(n.startswith("journal/base-") for n in stored)  # the records' journal, compacted at the stage's end
     assert any("/checkpoint_" in n for n in stored)  # the worker nodes uploaded checkpoints themselves
     secrets = (server.env()["AWS_SECRET_ACCESS_KEY"]).encode()
@@ -155,20 +162,21 @@ def test_a_search_in_a_bucket_rides_out_an_outage_survives_its_driver_and_resume
         with fs.open_input_file(f"{server.bucket}/{prefix}/run/{name}") as file:
             assert secrets not in file.read(), name
     run_json = json.loads(storage.read_text(where / "run.json"))
-    assert run_json["options"]["results"] == server.uri(prefix) and len(run_json["resumed"]) == 1
+    assert run_json["options"]["results"] == server.uri(prefix) and len(run_json["resumed"]) == 2
+    assert [(e["samples"], e["trials_before"]) for e in run_json["extensions"]] == [(1, len(after))]
     assert run_json["resumed"][0]["cluster"]["address"] == address
 
     # The study came back from Tune's searcher state on machine 2: it holds every trial, the first driver's too.
     (tmp_path / "optuna.journal").write_bytes(storage.read_bytes(where / "optuna.journal"))
     study = optuna.load_study(study_name="run", storage=JournalStorage(JournalFileBackend(str(tmp_path / "optuna.journal"))))
-    assert len(study.trials) == len(after) and sum(t.state.is_finished() for t in study.trials) >= len(kept)
+    assert len(study.trials) == len(after) + 1 and sum(t.state.is_finished() for t in study.trials) >= len(kept) + 1
 
     board = read_csv(f"{uri}/leaderboard.csv")  # pandas (s3fs) straight from the bucket
-    assert set(board["trial_id"]) == set(after) and (board.loc[board["status"] != Status.LOST, "epochs_trained"] == 4).all()
+    assert set(board["trial_id"]) == set(after) | {added} and (board.loc[board["status"] != Status.LOST, "epochs_trained"] == 4).all()
     epochs = read_csv(f"{uri}/epochs.csv")
     assert epochs.groupby("trial_id").size().to_dict() == board.set_index("trial_id")["epochs_trained"][lambda s: s > 0].to_dict()
     second = json.loads(storage.read_text(where / "final-rank-2" / "test_metrics.json"))
-    assert second["params"]["epochs"] == board.set_index("rank").loc[2, "best_epoch"]
+    assert second["params"]["epochs"] == ranked.set_index("rank").loc[2, "best_epoch"]
     assert storage.read_text(where / "final" / "test_metrics.json") == final_metrics
     shown = _cli(tmp_path / "machine-3", tmp_path / "cache-3", "leaderboard", uri)
     assert shown.returncode == 0 and all(t in shown.stdout for t in kept), shown.stdout + shown.stderr

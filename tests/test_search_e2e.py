@@ -136,6 +136,53 @@ def test_the_finalists_ensemble_is_chosen_on_validation_tested_once_and_saved_as
         assert f"{metrics['accuracy']:.4f}" in row and f"{metrics['rotated_accuracy']:.4f}" in row, row
 
 
+@pytest.mark.xdist_group("e2e_run")
+def test_a_finished_run_extended_goes_on_from_its_study_and_tests_again_in_new_folders(e2e_run, tmp_path):
+    """resume --samples on a finished run (a copy of the module's): more trials, the same study and records,
+    then the finalists and the final test over the whole run into new folders; nothing earlier is rewritten."""
+    result, original = e2e_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / original.name  # the study is named after the run folder
+    shutil.copytree(original, run_dir)
+    before = leaderboard.Records.load(run_dir).to_json()
+    kept = {name: (run_dir / name).read_bytes() for name in ("best.json", "final/test_metrics.json", "final/model.keras",
+                                                             "final-ensemble/test_metrics.json")}
+    storage = JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))
+    told = len(optuna.load_study(study_name=run_dir.name, storage=storage).trials)
+
+    extended = _search("resume", str(run_dir), "--samples", "2")
+    assert extended.returncode == 0, extended.stderr[-3000:]
+    assert "extending the search: up to 2 more trials in tune-extend-1" in extended.stdout
+    after = leaderboard.Records.load(run_dir)
+    assert {t: r for t, r in after.to_json().items() if t in before} == before  # every earlier record as it was
+    new = [r for t, r in after.trials.items() if t not in before]
+    searched = [r for r in new if r.stage == "search"]
+    assert len(searched) == 2 and not any(r.baseline for r in new)  # the baseline ran once, in the first search
+    assert {r.trial_id for r in searched} <= {p.name for p in (run_dir / "tune-extend-1").iterdir()}
+    trials = optuna.load_study(study_name=run_dir.name, storage=JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))).trials
+    assert len(trials) == told + 2  # the same study, two more of its trials
+    finalists = [r for r in new if r.stage == "finalist"]  # new top trials only: the others' finalists stand
+    assert all(r.finalist_of in {s.trial_id for s in searched} for r in finalists)
+    run = json.loads((run_dir / "run.json").read_text())
+    (extension,) = run["extensions"]
+    assert extension["samples"] == 2 and extension["trials_before"] == len(before)
+    assert extension["search_ended"] and extension["ended"] and run["ended"] == json.loads((original / "run.json").read_text())["ended"]
+    assert all((run_dir / name).read_bytes() == content for name, content in kept.items())  # nothing earlier rewritten
+    board = read_csv(run_dir / "leaderboard.csv")
+    best = json.loads((run_dir / "best-extend-1.json").read_text())
+    assert best["trial_id"] == board.loc[0, "trial_id"] and len(board) == len(after.trials)
+    metrics = json.loads((run_dir / "final-extend-1" / "test_metrics.json").read_text())
+    assert sum(map(sum, metrics["confusion_matrix"])) == 200 and (run_dir / "final-extend-1-ensemble" / "test_metrics.json").is_file()
+    assert f"final test accuracy (retrained on train + validation, tested once): {metrics['accuracy']:.4f}" in extended.stdout
+    assert "final-extend-1" in (run_dir / "report.html").read_text()
+    # An extension needs a search that ended: one line, before Ray starts.
+    run["extensions"][0].pop("search_ended")
+    (run_dir / "run.json").write_text(json.dumps(run))
+    refused = _search("resume", str(run_dir), "--time-budget", "60")
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        f"error: {run_dir}: its search has not ended; resume it without --samples or --time-budget first"]
+
+
 # What a machine without a GPU used to print at every TensorFlow start (driver and each trial), Optuna's
 # warning for an option we chose, and Ray's TensorBoard hint at a /tmp/ray staging folder.
 NOISE = ("Could not find cuda drivers", "failed call to cuInit", "absl::InitializeLog", "ExperimentalWarning",

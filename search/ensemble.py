@@ -84,9 +84,9 @@ def test_once(run_dir: Location, records: Records, val: data.Volumes, data_file:
     winner = RunDir(run_dir).final
     reused = {}  # the winner's final model, when it is a member: the same configuration, the same retrain
     if storage.is_file(winner.test_metrics) and storage.is_file(winner.model):
-        trial_id = records.pick().trial_id
-        if trial_id in weights:
-            reused[trial_id] = storage.read_bytes(winner.model)
+        best = records.pick()  # the newest tested final may be an earlier search's winner's: then it is not reused
+        if best.trial_id in weights and json.loads(storage.read_text(winner.test_metrics))["params"] == best.params:
+            reused[best.trial_id] = storage.read_bytes(winner.model)
     train_full = data.load(data_file, "train")
     test_set = data.load(data_file, "test")  # the ensemble's one read of the test split
     retrain = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus)(_retrain)

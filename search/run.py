@@ -113,8 +113,14 @@ def resume(run_dir: Location, address: str | None = None, final_test: bool = Tru
     keras_backend = backend.choose(info.keras_backend)  # the run's, before the tuner imports Keras
     connection.reap_dead_driver(run_dir, info.last_cluster)
     extend = samples is not None or time_budget_s is not None
+    if (samples is not None and samples < 1) or (time_budget_s is not None and not time_budget_s > 0):
+        raise UserError(f"an extension needs samples >= 1 and a time budget > 0 s (got {samples}, {time_budget_s})")
+    if extend and info.extensions and not info.searched and not tuner.can_restore(run_dir, len(info.extensions)):
+        info.extensions.pop()  # an extension that died before Tune saved anything: this one takes its place
     if extend and not info.searched:
         raise UserError(f"{run_dir}: its search has not ended; resume it without --samples or --time-budget first")
+    if extend:
+        tuner.searcher_state(RunDir(run_dir).search_tune(len(info.extensions)))  # what the extension goes on from
     if not extend and not info.extensions and not tuner.can_restore(run_dir):
         raise UserError(f"{run_dir}: no Ray Tune experiment state to resume (was the run started?)")
     space, data_file = _unchanged_inputs(info)

@@ -101,8 +101,8 @@ class RunDir:
 
     @property
     def best_json(self) -> Location:
-        """The winner, as the pipeline picked it after the search (after the newest extension's search)."""
-        return self.best_of(self.extensions())
+        """The winner, as the pipeline picked it after the search (the newest extension's that has one)."""
+        return next((b for b in map(self.best_of, self._extended()) if storage.is_file(b)), self.best_of(0))
 
     def best_of(self, extension: int) -> Location:
         """best.json, or an extension's best-extend-K.json: the winner over the whole run after that search."""
@@ -147,10 +147,10 @@ class RunDir:
         """The search stage's experiment (tune/), or an extension's: tune-extend-K/, the K-th `resume --samples`."""
         return self.tune if not extension else self.path / f"tune-extend-{extension}"
 
-    def extensions(self) -> int:
-        """How many extensions' experiments the folder holds (0 for a run never extended)."""
-        found = [n.removeprefix("tune-extend-") for n in storage.children(self.path) if n.startswith("tune-extend-")]
-        return max((int(k) for k in found if k.isdigit()), default=0)
+    def _extended(self) -> list[int]:
+        """The numbers of the extensions that left any file or folder here, newest first (0: the run itself, last)."""
+        found = {n.split("-")[2] for n in storage.children(self.path) if n.startswith(("tune-extend-", "final-extend-", "best-extend-"))}
+        return sorted({0, *(int(k.removesuffix(".json")) for k in found if k.removesuffix(".json").isdigit())}, reverse=True)
 
     def finalists_tune(self) -> Location:
         """A new experiment folder for the finalist stage: tune-finalists, then tune-finalists-2, ... after a resume."""
@@ -159,8 +159,9 @@ class RunDir:
 
     @property
     def final(self) -> FinalDir:
-        """The winner's final retrain and test (the newest extension's: the winner over the whole run)."""
-        return self.final_of(self.extensions())
+        """The winner's final retrain and test: the newest that was tested (an extension's: the winner over the whole
+        run then), else final/."""
+        return next((f for f in map(self.final_of, self._extended()) if storage.is_file(f.test_metrics)), self.final_of(0))
 
     def final_of(self, extension: int) -> FinalDir:
         """final/, or an extension's final-extend-K/: the winner over the whole run after that search, tested once."""
@@ -176,8 +177,9 @@ class RunDir:
 
     @property
     def final_ensemble(self) -> FinalDir:
-        """The run's ensemble of finalists, retrained and tested once (search.ensemble); the newest extension's."""
-        return self.ensemble_of(self.extensions())
+        """The run's ensemble of finalists, retrained and tested once (search.ensemble): the newest that was tested."""
+        return next((f for f in map(self.ensemble_of, self._extended()) if storage.is_file(f.test_metrics)),
+                    self.ensemble_of(0))
 
     def ensemble_of(self, extension: int) -> FinalDir:
         """final-ensemble/, or an extension's final-extend-K-ensemble/."""
@@ -190,5 +192,7 @@ class RunDir:
 
     def final_for_rank(self, rank: int = 1) -> FinalDir:
         """final/ for the winner; final-rank-K/ for another rank (or for rank 1 once final/ exists)."""
-        final = self.final
-        return final if rank == 1 and not storage.exists(final.path) else FinalDir(self.path / f"final-rank-{rank}")
+        first = self.final_of(0)  # only a run never extended: an extension's winner goes to final-extend-K/ or here
+        if rank == 1 and self._extended() == [0] and not storage.exists(first.path):
+            return first
+        return FinalDir(self.path / f"final-rank-{rank}")

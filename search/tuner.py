@@ -163,6 +163,7 @@ class StudySearch(OptunaSearch):
     # The sample budget, counted here rather than by Tune (see reconcile). Class defaults: a run saved before them.
     limit: int | None = None  # trials to propose in all (None: as many as Tune asks for)
     asked = 0  # trials proposed so far
+    asked_when_saved = 0  # as the state last restored had it, before reconcile
     last_number: int | None = None  # the study's number of the last trial proposed
 
     def __init__(self, *args, run_dir: Location, carry_study: bool = True, limit: int | None = None, **kwargs):
@@ -243,11 +244,11 @@ class StudySearch(OptunaSearch):
                 return super().restore(checkpoint_path)
             live = run_study.live_storage(self.run_dir)
             copy = head[self._STUDY_STATE] if self._STUDY_STATE in head else head[self._SQLITE_STATE]
-            # Tune's copy where this machine never had the study, or has an older one (its cache from before another
-            # machine went on with the run; a journal only grows). A longer one is this machine's own newer lines.
+            # Tune's copy, unless this machine's study is that copy and more lines (its own, after the copy was made):
+            # its cache may be from before another machine went on with the run, or may have diverged from it.
             local = RunDir(self.run_dir).study_local
             older = (copy is not None and self._STUDY_STATE in head
-                     and len(copy) > (local.stat().st_size if local.is_file() else 0))
+                     and not (local.is_file() and local.read_bytes().startswith(copy)))
             if older or head["study_name"] not in optuna.get_all_study_names(live):
                 if copy is None:
                     raise UserError(f"{local}: the run's Optuna study is missing")
@@ -261,7 +262,18 @@ class StudySearch(OptunaSearch):
             here = {"run_dir": self.run_dir, "carry_study": self.carry_study}  # where the run is now (it may have moved)
             self.__dict__.update(saved, **here)
         study.sampler = self._sampler
+        self.asked_when_saved = self.asked
         self.reconcile()
+
+    def tell_unfinished(self, records: leaderboard.Records) -> None:
+        """Tell the study every trial it still has running, as its record ended (its last epoch's accuracy, or failed):
+        when an extension starts none runs, but a time budget ends trials without telling the searcher."""
+        for trial_id, ot_trial in list(self._ot_trials.items()):
+            record = records.trials.get(trial_id)
+            last = record.epochs[max(record.epochs)][METRIC] if record and record.epochs else None
+            state = optuna.trial.TrialState.COMPLETE if last is not None else optuna.trial.TrialState.FAIL
+            self._ot_study.tell(ot_trial, last, state=state, skip_if_finished=True)
+            del self._ot_trials[trial_id]
 
 
 class RecordKeeper(tune.Callback):
@@ -513,7 +525,10 @@ def make_searcher(space: Space, run_dir: Location, resources: Resources, study: 
                                      limit=settings.samples, **study)
     if extension:
         _restore_searcher(searcher, RunDir(run_dir).search_tune(extension - 1))
-        searcher.limit = searcher.asked + settings.samples
+        searcher.tell_unfinished(leaderboard.Records.load(run_dir))
+        # Counted from the last search's end: a first attempt at this extension that died before Tune saved its
+        # state proposed trials that count against this one's samples (restore counted them in `asked`).
+        searcher.limit = searcher.asked_when_saved + settings.samples
     elif settings.baselines:
         searcher = BaselinesFirst(searcher, settings.baseline_configs())
     max_concurrent = resources.max_concurrent or settings.max_concurrent
@@ -522,14 +537,20 @@ def make_searcher(space: Space, run_dir: Location, resources: Resources, study: 
     return searcher
 
 
-def _restore_searcher(searcher: StudySearch, experiment: Location) -> None:
-    """A StudySearch in the state Tune last saved for it in an experiment folder (local or in a bucket)."""
+def searcher_state(experiment: Location) -> Location:
+    """The searcher state Tune last saved in an experiment folder (newest by name, as Tune's own restore picks it);
+    UserError if there is none."""
     saved = [n for n in storage.children(experiment) if n.startswith("searcher-state-") and n.endswith(".pkl")]
     if not saved:
-        raise UserError(f"{experiment}: no saved searcher state to go on from")
+        raise UserError(f"{experiment}: no saved searcher state to go on from (was the folder removed?)")
+    return experiment / max(saved)
+
+
+def _restore_searcher(searcher: StudySearch, experiment: Location) -> None:
+    """A StudySearch in the state Tune last saved for it in an experiment folder (local or in a bucket)."""
     with tempfile.TemporaryDirectory() as folder:  # Searcher.restore reads a local file
         local = Path(folder) / "searcher-state.pkl"
-        local.write_bytes(storage.read_bytes(experiment / max(saved)))  # named by the time saved: newest last
+        local.write_bytes(storage.read_bytes(searcher_state(experiment)))
         searcher.restore(str(local))
 
 

@@ -76,6 +76,27 @@ def test_final_folders_for_each_rank(tmp_path):
     assert run.finalists_tune().name == "tune-finalists-2"
 
 
+def test_an_extended_runs_readers_see_the_newest_tested_final_and_a_rerun_never_writes_into_an_extensions(tmp_path):
+    run = RunDir(tmp_path)
+    for folder in (run.final_of(0), run.ensemble_of(0)):
+        folder.path.mkdir()
+        folder.test_metrics.write_text("{}")
+    run.best_of(0).write_text("{}")
+    (tmp_path / "tune-extend-1").mkdir()  # an extension searching (or interrupted, or run with --no-final)
+    assert (run.final, run.final_ensemble, run.best_json) == (run.final_of(0), run.ensemble_of(0), tmp_path / "best.json")
+    assert run.final_for_rank(1).path.name == "final-rank-1"
+    assert run.search_tune(1) == tmp_path / "tune-extend-1" and run.search_tune(0) == run.tune
+    run.final_of(1).path.mkdir()  # its final retrain under way: not tested yet
+    assert run.final == run.final_of(0)
+    for folder in (run.final_of(1), run.ensemble_of(1)):
+        folder.path.mkdir(exist_ok=True)
+        folder.test_metrics.write_text("{}")
+    run.best_of(1).write_text("{}")
+    assert (run.final.path.name, run.final_ensemble.path.name, run.best_json.name) == (
+        "final-extend-1", "final-extend-1-ensemble", "best-extend-1.json")
+    assert run.final_for_rank(1).path.name == "final-rank-1"
+
+
 def test_no_other_module_spells_a_run_folder_name():
     """String literals in code (not docstrings, not prose in messages) that are a run folder's file or folder names."""
     names = {"run.json", "trials.json", "best.json", "leaderboard.csv", "epochs.csv", "report.html", "optuna.journal", "optuna.db",

@@ -131,6 +131,29 @@ def test_a_restore_replaces_an_older_study_this_machine_kept_with_the_longer_cop
         assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING"]
 
 
+def test_an_extension_tells_the_study_the_trials_a_time_budget_ended_without_telling_the_searcher(tmp_path):
+    from search import leaderboard
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    searcher = _searcher(run_dir, limit=3)
+    for trial_id in ("a", "b", "c"):
+        searcher.suggest(trial_id)
+    searcher.on_trial_complete("a", {"val_accuracy": 0.5})
+    state = tmp_path / "searcher-state.pkl"
+    searcher.save(str(state))  # as Tune saves it at the end: b and c still running, as the time budget left them
+    records = leaderboard.Records()
+    metrics = {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0}
+    for epoch, accuracy in ((1, 0.4), (2, 0.6)):
+        records.report("b", {"x": 0.1}, "", {"epoch": epoch, "val_accuracy": accuracy, **metrics})
+    restored = _searcher(run_dir)
+    restored.restore(str(state))
+    restored.tell_unfinished(records)
+    study = optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir))
+    assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.5), ("COMPLETE", 0.6), ("FAIL", None)]
+    assert restored._ot_trials == {}
+
+
 def test_a_local_runs_state_carries_no_copy_of_the_study_and_a_missing_study_is_one_line(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()

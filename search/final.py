@@ -92,10 +92,23 @@ def retrain_and_test(params: dict[str, Any], train_full: data.Volumes, test_set:
     return metrics, model_bytes(fitted.model), predicted
 
 
-def test_once(params: dict[str, Any], data_file: Path, out: FinalDir, resources: Resources) -> float:
-    """run_final into out, unless out already holds its test result (a resumed run never tests twice); the accuracy."""
+def test_once(params: dict[str, Any], data_file: Path, out: FinalDir, resources: Resources,
+              earlier: FinalDir | None = None) -> float:
+    """run_final into out, unless out already holds its test result (a resumed run never tests twice); the accuracy.
+
+    earlier: a final folder of the same run (an extension's previous winner). If it tested these very params, its
+    files are copied into out instead: the same configuration and seed retrain to the same model, and the test
+    set is not read again for it. test_metrics.json then says where it came from (copied_from)."""
     if storage.is_file(out.test_metrics):
         return json.loads(storage.read_text(out.test_metrics))["accuracy"]
+    if earlier is not None and storage.is_file(earlier.test_metrics):
+        metrics = json.loads(storage.read_text(earlier.test_metrics))
+        if metrics["params"] == params:
+            storage.new_dir(out.path)
+            for file in (out.model, out.predictions):
+                storage.write_bytes(file, storage.read_bytes(earlier.path / file.name))
+            storage.write_json(out.test_metrics, {**metrics, "copied_from": earlier.path.name})  # last, as run_final's
+            return metrics["accuracy"]
     return run_final(params, data_file, out, resources)["accuracy"]
 
 

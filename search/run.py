@@ -162,7 +162,8 @@ def _finish(run_dir: Location, info: RunInfo, options: RunOptions, space: Space,
     best = records.pick()
     storage.write_json(RunDir(run_dir).best_of(extension), best.to_json())
     run_study.export(run_dir)
-    accuracy = (final.test_once(best.params, data_file, RunDir(run_dir).final_of(extension), options.resources)
+    earlier = RunDir(run_dir).final if extension else None  # the newest tested: an unchanged winner's is copied
+    accuracy = (final.test_once(best.params, data_file, RunDir(run_dir).final_of(extension), options.resources, earlier)
                 if options.final else None)
     together = (_ensemble(run_dir, records, val, data_file, space.settings.finalists, options.resources, extension)
                 if options.final else None)

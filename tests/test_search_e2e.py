@@ -172,6 +172,11 @@ def test_a_finished_run_extended_goes_on_from_its_study_and_tests_again_in_new_f
     best = json.loads((run_dir / "best-extend-1.json").read_text())
     assert best["trial_id"] == board.loc[0, "trial_id"] and len(board) == len(after.trials)
     metrics = json.loads((run_dir / "final-extend-1" / "test_metrics.json").read_text())
+    if best["params"] == json.loads(kept["final/test_metrics.json"])["params"]:  # the same winner: copied, not retested
+        assert metrics == {**json.loads(kept["final/test_metrics.json"]), "copied_from": "final"}
+        assert (run_dir / "final-extend-1" / "model.keras").read_bytes() == kept["final/model.keras"]
+    else:
+        assert "copied_from" not in metrics and metrics["params"] == best["params"]
     assert sum(map(sum, metrics["confusion_matrix"])) == 200 and (run_dir / "final-extend-1-ensemble" / "test_metrics.json").is_file()
     assert f"final test accuracy (retrained on train + validation, tested once): {metrics['accuracy']:.4f}" in extended.stdout
     assert "final-extend-1" in (run_dir / "report.html").read_text()

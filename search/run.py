@@ -113,15 +113,9 @@ def resume(run_dir: Location, address: str | None = None, final_test: bool = Tru
     keras_backend = backend.choose(info.keras_backend)  # the run's, before the tuner imports Keras
     connection.reap_dead_driver(run_dir, info.last_cluster)
     extend = samples is not None or time_budget_s is not None
-    if (samples is not None and samples < 1) or (time_budget_s is not None and not time_budget_s > 0):
-        raise UserError(f"an extension needs samples >= 1 and a time budget > 0 s (got {samples}, {time_budget_s})")
-    if extend and info.extensions and not info.searched and not tuner.can_restore(run_dir, len(info.extensions)):
-        info.extensions.pop()  # an extension that died before Tune saved anything: this one takes its place
-    if extend and not info.searched:
-        raise UserError(f"{run_dir}: its search has not ended; resume it without --samples or --time-budget first")
     if extend:
-        tuner.searcher_state(RunDir(run_dir).search_tune(len(info.extensions)))  # what the extension goes on from
-    if not extend and not info.extensions and not tuner.can_restore(run_dir):
+        _check_extendable(run_dir, info, samples, time_budget_s)
+    elif not info.extensions and not tuner.can_restore(run_dir):
         raise UserError(f"{run_dir}: no Ray Tune experiment state to resume (was the run started?)")
     space, data_file = _unchanged_inputs(info)
     train, val = _search_data(data_file, space)
@@ -135,18 +129,34 @@ def resume(run_dir: Location, address: str | None = None, final_test: bool = Tru
         if info.searched:  # straight on to the finalists
             records = leaderboard.Records.load(run_dir)
         elif latest and (extend or not tuner.can_restore(run_dir, latest)):  # new, or died before Tune saved it
-            more = info.extensions[-1]
-            print(f"extending the search: up to {more['samples']} more trials"
-                  + (f" within {more['time_budget_s']:g} s" if more["time_budget_s"] else "")
-                  + f" in {RunDir(run_dir).search_tune(latest).name}", flush=True)
-            settings = space.settings.replace(samples=more["samples"], time_budget_s=more["time_budget_s"], baselines=())
             with stop.tune():
-                records = tuner.search(dataclasses.replace(space, settings=settings), train, val, run_dir,
-                                       options.resources, _watchers(run_dir), latest)
+                records = tuner.search(_extension_space(run_dir, space, info), train, val, run_dir, options.resources,
+                                       _watchers(run_dir), latest)
         else:
             with stop.tune():  # the restored experiment keeps the watchers it was started with
                 records = tuner.resume_search(space, train, val, run_dir, options.resources, latest)
         return _finish(run_dir, info, options, space, data_file, train, val, records, stop)
+
+
+def _check_extendable(run_dir: Location, info: RunInfo, samples: int | None, time_budget_s: float | None) -> None:
+    """An extension needs a budget, a search that ended and the searcher state it ended with; else one line."""
+    if (samples is not None and samples < 1) or (time_budget_s is not None and not time_budget_s > 0):
+        raise UserError(f"an extension needs samples >= 1 and a time budget > 0 s (got {samples}, {time_budget_s})")
+    if info.extensions and not info.searched and not tuner.can_restore(run_dir, len(info.extensions)):
+        info.extensions.pop()  # an extension that died before Tune saved anything: this one takes its place
+    if not info.searched:
+        raise UserError(f"{run_dir}: its search has not ended; resume it without --samples or --time-budget first")
+    tuner.searcher_state(RunDir(run_dir).search_tune(len(info.extensions)))  # what the extension goes on from
+
+
+def _extension_space(run_dir: Location, space: Space, info: RunInfo) -> Space:
+    """The space with the newest extension's budget (no baselines: they ran), said on the console."""
+    more = info.extensions[-1]
+    print(f"extending the search: up to {more['samples']} more trials"
+          + (f" within {more['time_budget_s']:g} s" if more["time_budget_s"] else "")
+          + f" in {RunDir(run_dir).search_tune(len(info.extensions)).name}", flush=True)
+    settings = space.settings.replace(samples=more["samples"], time_budget_s=more["time_budget_s"], baselines=())
+    return dataclasses.replace(space, settings=settings)
 
 
 def _finish(run_dir: Location, info: RunInfo, options: RunOptions, space: Space, data_file: Path,

@@ -12,7 +12,6 @@ volumes, like a single final model.
 from __future__ import annotations
 
 import io
-import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,8 +73,8 @@ def test_once(run_dir: Location, records: Records, val: data.Volumes, data_file:
               resources: Resources, out: FinalDir) -> dict[str, Any]:
     """Select `size` members among the finalists, retrain them, test their mean once into out; the test
     metrics, which also name the members and their weights. An out that holds its test already is read."""
-    if storage.is_file(out.test_metrics):  # a resumed run never tests twice
-        return json.loads(storage.read_text(out.test_metrics))
+    if (done := final.tested(out)) is not None:  # a resumed run never tests twice
+        return done
     found = candidates(run_dir, records)
     weights = select({t: softmax for t, (_, softmax) in found.items()}, np.asarray(val.y), size)
     members = [(found[t][0], count / size) for t, count in weights.items()]
@@ -83,10 +82,9 @@ def test_once(run_dir: Location, records: Records, val: data.Volumes, data_file:
         storage.new_dir(out.path)
     winner = RunDir(run_dir).final
     reused = {}  # the winner's final model, when it is a member: the same configuration, the same retrain
-    if storage.is_file(winner.test_metrics) and storage.is_file(winner.model):
-        best = records.pick()  # the newest tested final may be an earlier search's winner's: then it is not reused
-        if best.trial_id in weights and json.loads(storage.read_text(winner.test_metrics))["params"] == best.params:
-            reused[best.trial_id] = storage.read_bytes(winner.model)
+    best, winner_test = records.pick(), final.tested(winner)  # the newest tested final may be an earlier winner's
+    if best.trial_id in weights and winner_test and winner_test["params"] == best.params and storage.is_file(winner.model):
+        reused[best.trial_id] = storage.read_bytes(winner.model)
     train_full = data.load(data_file, "train")
     test_set = data.load(data_file, "test")  # the ensemble's one read of the test split
     retrain = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus)(_retrain)

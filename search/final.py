@@ -99,17 +99,20 @@ def test_once(params: dict[str, Any], data_file: Path, out: FinalDir, resources:
     earlier: a final folder of the same run (an extension's previous winner). If it tested these very params, its
     files are copied into out instead: the same configuration and seed retrain to the same model, and the test
     set is not read again for it. test_metrics.json then says where it came from (copied_from)."""
-    if storage.is_file(out.test_metrics):
-        return json.loads(storage.read_text(out.test_metrics))["accuracy"]
-    if earlier is not None and storage.is_file(earlier.test_metrics):
-        metrics = json.loads(storage.read_text(earlier.test_metrics))
-        if metrics["params"] == params:
-            storage.new_dir(out.path)
-            for file in (out.model, out.predictions):
-                storage.write_bytes(file, storage.read_bytes(earlier.path / file.name))
-            storage.write_json(out.test_metrics, {**metrics, "copied_from": earlier.path.name})  # last, as run_final's
-            return metrics["accuracy"]
+    if (done := tested(out)) is not None:
+        return done["accuracy"]
+    if earlier is not None and (metrics := tested(earlier)) is not None and metrics["params"] == params:
+        storage.new_dir(out.path)
+        for file in (out.model, out.predictions):
+            storage.write_bytes(file, storage.read_bytes(earlier.path / file.name))
+        storage.write_json(out.test_metrics, {**metrics, "copied_from": earlier.path.name})  # last, as run_final's
+        return metrics["accuracy"]
     return run_final(params, data_file, out, resources)["accuracy"]
+
+
+def tested(final: FinalDir) -> dict[str, Any] | None:
+    """A final folder's test metrics (with the params it trained), once its test ran; else None."""
+    return json.loads(storage.read_text(final.test_metrics)) if storage.is_file(final.test_metrics) else None
 
 
 def run_final(params: dict[str, Any], data_file: Path, out: FinalDir, resources: Resources) -> dict[str, Any]:

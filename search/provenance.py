@@ -177,12 +177,11 @@ def mark(run_dir: Location, info: RunInfo, event: str, keep_first: bool = False)
     _write(run_dir, info)
 
 
-def extended(run_dir: Location, info: RunInfo, samples: int, time_budget_s: float | None, trials_before: int) -> int:
-    """Record an extension of a searched run (before its experiment starts); its number, 1 for the first."""
+def extended(run_dir: Location, info: RunInfo, samples: int, time_budget_s: float | None, trials_before: int) -> None:
+    """Record an extension of a searched run (before its experiment starts): the newest of info.extensions."""
     info.extensions.append({"at": now(), "command": sys.argv, "samples": samples, "time_budget_s": time_budget_s,
                             "trials_before": trials_before})
     _write(run_dir, info)
-    return len(info.extensions)
 
 
 def note(run_dir: Location, info: RunInfo, key: str, value: Any) -> None:

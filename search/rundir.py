@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from search import storage
 from search.storage import Location, S3Path
 
 
 VAL_PREDICTIONS = "val_predictions.npy"  # in a finalist's last checkpoint: its softmax on the validation split
+T = TypeVar("T")
 CHECKPOINTS_KEPT = 2  # per trial, in Tune's experiment folders: the disk check counts what the tuner keeps
 
 
@@ -102,7 +105,7 @@ class RunDir:
     @property
     def best_json(self) -> Location:
         """The winner, as the pipeline picked it after the search (the newest extension's that has one)."""
-        return next((b for b in map(self.best_of, self._extended()) if storage.is_file(b)), self.best_of(0))
+        return self._newest(self.best_of, storage.is_file)
 
     def best_of(self, extension: int) -> Location:
         """best.json, or an extension's best-extend-K.json: the winner over the whole run after that search."""
@@ -149,8 +152,13 @@ class RunDir:
 
     def _extended(self) -> list[int]:
         """The numbers of the extensions that left any file or folder here, newest first (0: the run itself, last)."""
-        found = {n.split("-")[2] for n in storage.children(self.path) if n.startswith(("tune-extend-", "final-extend-", "best-extend-"))}
-        return sorted({0, *(int(k.removesuffix(".json")) for k in found if k.removesuffix(".json").isdigit())}, reverse=True)
+        found = {n.split("-")[2].removesuffix(".json") for n in storage.children(self.path)
+                 if n.startswith(("tune-extend-", "final-extend-", "best-extend-"))}
+        return sorted({0, *(int(k) for k in found if k.isdigit())}, reverse=True)
+
+    def _newest(self, of: Callable[[int], T], made: Callable[[T], bool]) -> T:
+        """of(K) for the newest extension K (0: the run itself) for which made(of(K)) holds, else of(0)."""
+        return next((where for where in map(of, self._extended()) if made(where)), of(0))
 
     def finalists_tune(self) -> Location:
         """A new experiment folder for the finalist stage: tune-finalists, then tune-finalists-2, ... after a resume."""
@@ -161,7 +169,7 @@ class RunDir:
     def final(self) -> FinalDir:
         """The winner's final retrain and test: the newest that was tested (an extension's: the winner over the whole
         run then), else final/."""
-        return next((f for f in map(self.final_of, self._extended()) if storage.is_file(f.test_metrics)), self.final_of(0))
+        return self._newest(self.final_of, lambda final: storage.is_file(final.test_metrics))
 
     def final_of(self, extension: int) -> FinalDir:
         """final/, or an extension's final-extend-K/: the winner over the whole run after that search, tested once."""
@@ -178,8 +186,7 @@ class RunDir:
     @property
     def final_ensemble(self) -> FinalDir:
         """The run's ensemble of finalists, retrained and tested once (search.ensemble): the newest that was tested."""
-        return next((f for f in map(self.ensemble_of, self._extended()) if storage.is_file(f.test_metrics)),
-                    self.ensemble_of(0))
+        return self._newest(self.ensemble_of, lambda final: storage.is_file(final.test_metrics))
 
     def ensemble_of(self, extension: int) -> FinalDir:
         """final-ensemble/, or an extension's final-extend-K-ensemble/."""

@@ -24,7 +24,7 @@ from keras import layers, ops
 
 from search.augment import Augment3D
 from search.data.colormap import LEVELS, ORANGES_LUT
-from search.params import GROWN_FILTERS_CAP, INPUT_SIZE, NUM_CLASSES, feasible, validate
+from search.params import INPUT_SIZE, NUM_CLASSES, block_filters, feasible, validate
 from search.pose import MeanOverViews, PoseViews
 
 
@@ -58,13 +58,6 @@ class Colorize(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
-def _block_filters(p: Mapping[str, Any]) -> list[int]:
-    """Filters of each block: the per-block override, else round(filters * filter_growth**i), grown at most to
-    GROWN_FILTERS_CAP (or to block 0's count, if larger)."""
-    cap = max(p["filters"], GROWN_FILTERS_CAP)
-    return [p.get(f"filters_{i}") or min(round(p["filters"] * p["filter_growth"] ** i), cap) for i in range(p["blocks"])]
-
-
 def _block(x, i: int, filters: int, p: Mapping[str, Any], stream: str = ""):
     """One conv block (see the module docstring for its layout); `stream` prefixes its layers' names."""
     k, padding = p["kernel_size"], p["padding"]
@@ -91,7 +84,7 @@ def _block(x, i: int, filters: int, p: Mapping[str, Any], stream: str = ""):
 def _trunk(x, p: Mapping[str, Any], stream: str = "", width: float = 1.0):
     """The conv blocks and the flatten or pooling after them; `stream` prefixes the layers' names, `width`
     scales every block's filters (at least 4)."""
-    for i, filters in enumerate(_block_filters(p)):
+    for i, filters in enumerate(block_filters(p)):
         x = _block(x, i, max(4, round(filters * width)), p, stream)
     if p["head"] == "flatten":
         return layers.Flatten(name=f"{stream}flatten")(x)

@@ -179,6 +179,46 @@ def feasible(params: Mapping[str, Any]) -> dict[str, Any]:
     return p
 
 
+def block_filters(p: Mapping[str, Any]) -> list[int]:
+    """Filters of each block of validated params: the per-block override, else round(filters * filter_growth**i),
+    grown at most to GROWN_FILTERS_CAP (or to block 0's count, if larger)."""
+    cap = max(p["filters"], GROWN_FILTERS_CAP)
+    return [p.get(f"filters_{i}") or min(round(p["filters"] * p["filter_growth"] ** i), cap) for i in range(p["blocks"])]
+
+
+def forward_macs(params: Mapping[str, Any]) -> int:
+    """Multiply-adds of one view's forward pass through the convs and dense layers, without Keras (microseconds).
+
+    The cost model of a deadline's planner: it walks the blocks as check() does and the builder shapes them
+    (search.model), so a configuration's cost is known before it is built or trained; tests/test_cost.py holds
+    it equal to the built model's layers. Raises Infeasible (UserError if invalid) as feasible() does.
+    """
+    p = feasible(params)
+    colors = 3 if p["input_mode"] == "rgb" else 1
+    if p["pose"] == "both" and p["fusion"] == "streams":
+        trunks = [(colors, p["raw_stream_width"]), (colors, 1.0)]  # the as-is trunk, then the principal-axes one
+    else:
+        trunks = [(2 * colors if p["pose"] == "both" else colors, 1.0)]  # "both" as channels: two inputs stacked
+    k, shrink = p["kernel_size"], 0 if p["padding"] == "same" else p["kernel_size"] - 1
+    macs, features = 0, 0
+    for channels, width in trunks:
+        n = INPUT_SIZE
+        for filters in block_filters(p):
+            filters = max(4, round(filters * width))
+            if p["residual"]:  # a 1x1x1 shortcut at the input's size, then two convs
+                macs += n**3 * channels * filters
+                macs += (n - shrink) ** 3 * k**3 * channels * filters + (n - 2 * shrink) ** 3 * k**3 * filters * filters
+                n -= 2 * shrink
+            else:
+                n -= shrink
+                macs += n**3 * k**3 * channels * filters
+            n, channels = n // 2, filters
+        features += channels * (n**3 if p["head"] == "flatten" else 1)
+    hidden = p["dense_units"]
+    macs += features * hidden + hidden * NUM_CLASSES if hidden else features * NUM_CLASSES
+    return macs
+
+
 def check(params: Mapping[str, Any]) -> str | None:
     """Cheap feasibility check (no TensorFlow): a human reason the architecture cannot be built, or None.
 

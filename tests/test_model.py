@@ -64,7 +64,7 @@ def test_filters_growth_and_overrides():
     model = m.build_model({"blocks": 3, "padding": "same", "filters": 8, "filter_growth": 1.5, "filters_2": 40})
     assert [model.get_layer(f"block{i}_conv").filters for i in range(3)] == [8, 12, 40]
     def grown(filters: int, growth: float) -> list[int]:  # the rule the builder just used, without building (JAX
-        return m._block_filters(P.validate({"blocks": 4, "filters": filters, "filter_growth": growth}))  # compiles each init)
+        return P.block_filters(P.validate({"blocks": 4, "filters": filters, "filter_growth": growth}))  # compiles each init)
     assert grown(32, 2.0) == [32, 64, 128, 256] and grown(64, 2.0) == [64, 128, 256, 256]  # growth stops at 256
     assert grown(300, 1.5) == [300, 300, 300, 300]  # or at block 0's count, if that is wider
 

@@ -5,7 +5,7 @@ order, the last line of each trial winning, rebuilds the records exactly. An obj
 part is a new object there and a new file on disk alike. ``compact`` folds every part into one base file
 (``base-<N>.jsonl``: the records as of part N) and then deletes the parts it covers; a crash in between
 leaves parts that the loader skips. trials.json and the CSVs are views rebuilt from the records at a
-bounded cadence (search.tuner.RecordKeeper); this is what resume reads.
+bounded cadence (search.record_keeper.RecordKeeper); this is what resume reads.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from search import storage
+from search.retry import retry
 from search.storage import Location
 
 _NAME = re.compile(r"^(part|base)-(\d{9})\.jsonl$")
@@ -58,20 +59,19 @@ class Journal:
     def load(self) -> dict[str, dict[str, Any]]:
         """trial_id -> its newest record: the newest base, then each later part in order (read again if a
         compaction removed a listed file meanwhile)."""
-        for attempt in range(3):
-            base, parts = _listing(self.folder)
-            names = ([_name("base", base)] if base >= 0 else []) + [name for _, name in parts]
-            records: dict[str, dict[str, Any]] = {}
-            try:
-                for name in names:
-                    for line in storage.read_text(self.folder / name).splitlines():
-                        record = json.loads(line)
-                        records[record["trial_id"]] = record
-                return records
-            except FileNotFoundError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        # A compaction meanwhile deletes the parts its new base covers, so a listed file can be gone: listing
+        # again finds that base. Three tries, no wait; then the FileNotFoundError is raised.
+        return retry(self._read, FileNotFoundError, attempts=3)
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        base, parts = _listing(self.folder)
+        names = ([_name("base", base)] if base >= 0 else []) + [name for _, name in parts]
+        records: dict[str, dict[str, Any]] = {}
+        for name in names:
+            for line in storage.read_text(self.folder / name).splitlines():
+                record = json.loads(line)
+                records[record["trial_id"]] = record
+        return records
 
     def compact(self, records: Iterable[dict[str, Any]]) -> None:
         """Replace every part and base with one base of `records` (all of them, current), then delete the rest."""

@@ -23,6 +23,7 @@ import pyarrow.fs as pafs
 
 from search import files
 from search.errors import UserError
+from search.retry import retry
 
 SCHEME = "s3://"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's rule for bucket names
@@ -278,14 +279,25 @@ def read_bytes(where: Location) -> bytes:
     if isinstance(where, Path):
         return where.read_bytes()
     fs = where.filesystem
-    for _ in range(_READ_ATTEMPTS):
+
+    def read_once() -> bytes:
         before = fs.get_file_info(where.path)
         with fs.open_input_file(where.path) as file:
             data = file.read()
         after = fs.get_file_info(where.path)
         if (after.size, after.mtime) == (before.size, before.mtime) == (len(data), before.mtime):
             return data
-    raise OSError(f"{where}: replaced during every one of {_READ_ATTEMPTS} reads")
+        raise _Replaced
+
+    # an object replaced mid-read (a writer's new version as we read): read again at once, _READ_ATTEMPTS tries in all
+    try:
+        return retry(read_once, _Replaced, attempts=_READ_ATTEMPTS)
+    except _Replaced:
+        raise OSError(f"{where}: replaced during every one of {_READ_ATTEMPTS} reads") from None
+
+
+class _Replaced(Exception):
+    """The object changed (size or mtime) while read_bytes read it."""
 
 
 def read_text(where: Location) -> str:

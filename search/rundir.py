@@ -9,11 +9,12 @@ through search.storage.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from search import storage
 from search.storage import Location, S3Path
@@ -43,6 +44,10 @@ class FinalDir:
     def predictions(self) -> Location:
         """row, digit, predicted: one line per test row, for the report (which never reads the test set)."""
         return self.path / "predictions.csv"
+
+    def tested(self) -> dict[str, Any] | None:
+        """The test metrics (with the params it trained), once its test ran; else None. The one reader of them."""
+        return json.loads(storage.read_text(self.test_metrics)) if storage.is_file(self.test_metrics) else None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Run: .venv/bin/python benchmarks/bench_scale.py [--trials 1000 10000] [--storage local s3] [--epoch-s 0.05]
 Each measurement runs in a process of its own. The service is the real pipeline (``run.prepare`` and
 ``run.start``: Tune, the study search, TPE, ASHA, RecordKeeper and its journal, the report writer, the
-watchers) with only the training replaced ($CONV3D_SEARCH_TRIAL = search.synthetic:run_trial, a sleep and
+watchers) with only the training replaced (search.synthetic.trainable passed in: a sleep and
 a learning curve per epoch, reporting and checkpointing as a trial does). Bare Tune runs the same
 synthetic trainable with the same TPE, ASHA, concurrency and checkpoint settings and none of our
 callbacks. The space is benchmarks/scale_space.py (16 parameters, rungs at 1 and 3 of 9 epochs, 16 at
@@ -118,9 +118,9 @@ def _folder_size(where: str) -> int:
     return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
 
 
-def run_service(trials: int, results: str) -> dict:
+def run_service(trials: int, results: str, epoch_s: float) -> dict:
     """The pipeline as `python -m search run benchmarks/scale_space.py --samples N --no-final` runs it."""
-    from search import run, storage
+    from search import run, storage, synthetic
     from search.leaderboard import Records
     from search.options import RunOptions
     from search.resources import Resources
@@ -130,7 +130,7 @@ def run_service(trials: int, results: str) -> dict:
                          resources=Resources(cpus=(os.cpu_count() or 1) / CONCURRENCY))
     prepared = run.prepare(options)
     started = time.perf_counter()
-    summary = run.start(prepared)
+    summary = run.start(prepared, synthetic.trainable(epoch_s))
     wall = time.perf_counter() - started
     tail_cpu = probe.after_last_ask()
     loading = time.perf_counter()
@@ -142,7 +142,7 @@ def run_service(trials: int, results: str) -> dict:
             "folder_mib": _folder_size(str(summary.run_dir)) / 2**20}
 
 
-def run_bare(trials: int, results: str) -> dict:
+def run_bare(trials: int, results: str, epoch_s: float) -> dict:
     """The same synthetic trials, TPE, ASHA and checkpoint settings in a plain Tuner: no callbacks of ours."""
     import optuna
     import ray
@@ -168,9 +168,9 @@ def run_bare(trials: int, results: str) -> dict:
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs,
                               grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
     tiny = Volumes(np.zeros((1, 16, 16, 16), np.uint8), np.zeros(1, np.int64))
-    # tuner.plan's Plan, built here: importing search.tuner would patch Tune's snapshots in the bare run too
+    # policy.plan's Plan, built here: the bare run uses none of the service's modules
     plan = Plan(checkpoint_every=settings.checkpoint_every, rungs=settings.rungs())
-    trainable = tune.with_resources(tune.with_parameters(synthetic.run_trial, train=tiny, val=tiny, plan=plan),
+    trainable = tune.with_resources(tune.with_parameters(synthetic.trainable(epoch_s), train=tiny, val=tiny, plan=plan),
                                     {"cpu": (os.cpu_count() or 1) / CONCURRENCY})
     where = storage.parse(results) / "bare"
     started = time.perf_counter()
@@ -249,12 +249,10 @@ def _measure(kind: str, trials: int, storage: str, epoch_s: float, env: dict, fo
     log = folder / f"{kind}-{trials}-{storage}.log"
     results = (f"s3://runs/scale-{trials}-{int(time.time())}" if storage == "s3"
                else str(folder / f"runs-{kind}-{trials}"))
-    child_env = {**env, "CONV3D_SEARCH_TRIAL": "search.synthetic:run_trial",
-                 "CONV3D_SEARCH_SYNTHETIC_EPOCH_S": str(epoch_s),
-                 "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}  # bare Tune without its loggers too: Tune's machinery only
+    child_env = {**env, "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}  # bare Tune without its loggers too: Tune's machinery only
     with open(log, "w") as console:
         subprocess.run([sys.executable, __file__, "--one", kind, "--trials", str(trials), "--results", results,
-                        "--out", str(out)], env=child_env, stdout=console, stderr=subprocess.STDOUT, check=True, cwd=ROOT)
+                        "--out", str(out), "--epoch-s", str(epoch_s)], env=child_env, stdout=console, stderr=subprocess.STDOUT, check=True, cwd=ROOT)
     return json.loads(out.read_text())
 
 
@@ -301,7 +299,7 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        measured = (run_service if args.one == "service" else run_bare)(args.trials[0], args.results)
+        measured = (run_service if args.one == "service" else run_bare)(args.trials[0], args.results, args.epoch_s)
         Path(args.out).write_text(json.dumps(measured))
         return
     folder = Path(args.folder or tempfile.mkdtemp(prefix="conv3d-scale-"))

@@ -11,7 +11,6 @@ The CLI is a thin layer over these functions, so a notebook and ``python -m sear
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -29,16 +28,18 @@ from search.resources import Resources
 from search.run import Retrained, Summary
 from search.rundir import RunDir
 from search.storage import Location, S3Path
+from search.tuner import Trainable
 
 __all__ = ["Pick", "Resources", "Retrained", "Run", "RunOptions", "Summary", "open_run", "resume", "start"]
 
 
 def start(space: str | os.PathLike[str] | RunOptions, on_run_dir: Callable[[Location], None] | None = None,
-          **options: Any) -> Summary:
+          trainable: Trainable | None = None, **options: Any) -> Summary:
     """Search a space file (its path, with RunOptions' fields as keywords, or whole RunOptions), then retrain
     the winner and test it once; return the summary. warm_start=[RUN_DIR, ...] tells TPE the earlier runs'
     fitting trials first. on_run_dir(path) is called once the run folder exists,
-    every check that needs no Ray has passed, and before Ray starts."""
+    every check that needs no Ray has passed, and before Ray starts. trainable: what trains each trial
+    (search.trial.run_trial by default; search.synthetic.trainable() for a pipeline without Keras)."""
     if isinstance(options.get("results"), (str, os.PathLike)):  # a folder, or s3://bucket/prefix
         options["results"] = storage.parse(options["results"])
     if "warm_start" in options:  # earlier run folders (search.warmstart), as paths or s3:// text
@@ -50,17 +51,18 @@ def start(space: str | os.PathLike[str] | RunOptions, on_run_dir: Callable[[Loca
     prepared = pipeline.prepare(space)
     if on_run_dir:
         on_run_dir(prepared.run_dir)
-    return pipeline.start(prepared)
+    return pipeline.start(prepared, trainable)
 
 
 def resume(run_dir: str | os.PathLike[str] | S3Path, address: str | None = None, final: bool = True,
            wait_for_resources: float | None = None, samples: int | None = None,
-           time_budget_s: float | None = None) -> Summary:
+           time_budget_s: float | None = None, trainable: Trainable | None = None) -> Summary:
     """Continue an interrupted run to its original trial budget, then retrain the winner and test it once. With
     samples or time_budget_s, extend a run whose search ended: more trials, TPE going on from every trial it saw,
-    then the finalists and the final test again, into new folders (final-extend-K/)."""
+    then the finalists and the final test again, into new folders (final-extend-K/). trainable: the one the run
+    started with."""
     return pipeline.resume(RunDir(run_dir).path, address, final_test=final, wait_for_resources=wait_for_resources,
-                           samples=samples, time_budget_s=time_budget_s)
+                           samples=samples, time_budget_s=time_budget_s, trainable=trainable)
 
 
 def open_run(run_dir: str | os.PathLike[str] | S3Path) -> Run:
@@ -100,8 +102,7 @@ class Run:
 
     def test_metrics(self) -> dict[str, Any] | None:
         """The winner's one test (accuracy, loss, per-digit accuracy, confusion matrix), once the final stage ran."""
-        path = RunDir(self.path).final.test_metrics
-        return json.loads(storage.read_text(path)) if storage.is_file(path) else None
+        return RunDir(self.path).final.tested()
 
     def write_report(self) -> Location:
         """Render report.html and its PNGs from the folder as it is now; its path."""

@@ -180,10 +180,12 @@ def _val_fraction(text: str) -> float:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, trainable=None) -> int:
+    """The command line; `trainable` (search.tuner.Trainable) replaces the real trial in run and resume."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
     try:
         args = _parser().parse_args(argv)
+        args.trainable = trainable
         commands = {"data": cmd_data, "train": cmd_train, "run": cmd_run, "resume": cmd_resume,
                     "leaderboard": cmd_leaderboard, "final": cmd_final, "report": cmd_report}
         return commands[args.command](args)
@@ -246,36 +248,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     keras_backend = backend.choose(args.backend)  # before anything imports Keras
     params = _train_params(args)  # every flag and parameter is checked before data or Keras load
     from search import data, files, final
-    from search.rundir import TrainDir
 
     data_file = data.resolve(args.data)
-    train_full = data.load_train(data_file)  # the whole file checked, test split included, with or without --test
-    out = TrainDir(files.new_dir(args.out or RESULTS / f"train-{args.preset or 'params'}-{time.strftime('%Y%m%d-%H%M%S')}"))
-
-    import pandas as pd
-
-    train_set, val_set = (data.train_val_split(train_full, args.val_fraction, seed=args.seed) if args.val_fraction
-                          else (train_full, None))  # 0: the final retrain's protocol, all of train
-    print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set) if val_set else 0}); "
-          f"params: {json.dumps(params)}")
-    files.write_json(out.params, {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file),
-                                  "backend": keras_backend, "precision": args.precision})
-    if keras_backend == "tensorflow":
-        backend.tensorflow_gpus()  # its first GPU lookup, without the no-driver noise
-    backend.set_precision(args.precision)
-    fitted = final.fit(params, train_set, val_set)
-    files.write_atomic(out.history, lambda tmp: pd.DataFrame(fitted.history).to_csv(tmp, index=False))
-    final.save_model(out.model, fitted.model)
-    last = fitted.history[-1]
-    scores = ", ".join(f"{k} {last[k]:.4f}" for k in ("val_accuracy", "val_loss") if k in last) or f"loss {last['loss']:.4f}"
-    print(f"trained {len(fitted.history)} epochs in {fitted.seconds:.0f} s: {scores}")
-    if args.test:
-        metrics, _ = final.test_model(fitted.model, data.load(data_file, "test"), params)
-        metrics.update(params=params, data=str(data_file), train_seconds=fitted.seconds, backend=keras_backend)
-        files.write_json(out.test_metrics, metrics)
-        print(f"test accuracy {metrics['accuracy']:.4f} (loss {metrics['loss']:.4f}) on {metrics['samples']} samples: "
-              f"upright rows {metrics['upright_accuracy']:.4f}, rotated rows {metrics['rotated_accuracy']:.4f}")
-    print(f"wrote {out.path}")
+    out = files.new_dir(args.out or RESULTS / f"train-{args.preset or 'params'}-{time.strftime('%Y%m%d-%H%M%S')}")
+    final.train_one(params, data_file, out, args.val_fraction, args.seed, args.precision, args.test, keras_backend)
     return 0
 
 
@@ -297,7 +273,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     # the space, the whole data file, the run folder and its disk are checked before Ray starts, and then:
     announce = lambda run_dir: print(f"run folder: {run_dir}\n{_looking_hint(run_dir)} (the report is rewritten as the search runs)")  # noqa: E731
-    _print_summary(api.start(options, on_run_dir=announce))
+    _print_summary(api.start(options, on_run_dir=announce, trainable=args.trainable))
     return 0
 
 
@@ -306,7 +282,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     _print_summary(api.resume(_where(args, args.run_dir), args.address, final=not args.no_final,
                               wait_for_resources=args.wait_for_resources, samples=args.samples,
-                              time_budget_s=args.time_budget_s))
+                              time_budget_s=args.time_budget_s, trainable=args.trainable))
     return 0
 
 

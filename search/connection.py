@@ -17,6 +17,11 @@ from search import backend
 from search.errors import UserError
 
 
+# Before Tune reuses an actor (tuner.REUSE_ACTORS) it waits this long for the ended trial's thread to finish;
+# when its default, 2 s, ran out on a loaded machine it failed the next trial ("reuse requires reset_config()").
+WORKER_TUNE_ENV = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}
+
+
 def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backend: str = backend.DEFAULT,
             mps: bool = False) -> None:
     """Start a local Ray (dashboard on dashboard_host) or join the cluster at address ("auto" for the local one).
@@ -35,7 +40,7 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backen
         print(f"mps: {status}", flush=True)
         mps = status == "on"  # no daemon: the workers get no MPS directories, and run as without --mps
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore::DeprecationWarning",
-                        **backend.env_vars(keras_backend, mps)}}
+                        **WORKER_TUNE_ENV, **backend.env_vars(keras_backend, mps)}}
     env["worker_process_setup_hook"] = "search.console.setup_worker"  # TensorFlow's GPU-less start-up lines
     if address:
         context = ray.init(address=address, runtime_env=env)

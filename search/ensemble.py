@@ -3,7 +3,7 @@
 Ensemble selection (Caruana et al. 2004): starting empty, add (with replacement) the finalist whose softmax,
 averaged with the members so far, is most accurate on the validation split, `size` times; a member's weight
 is how often it was added. The finalists' validation softmax is their last epoch's, kept in their last
-checkpoint (tuner.plan). Each member is then retrained on train + validation for its best epoch count, as the
+checkpoint (policy.plan). Each member is then retrained on train + validation for its best epoch count, as the
 final retrain of one configuration is (the winner's own final model is reused when it is a member), and the
 weighted mean of their softmax is tested once. The ensemble is saved as one Keras model that takes raw
 volumes, like a single final model.
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import ray
 
 from search import data, final, storage
@@ -73,7 +72,7 @@ def test_once(run_dir: Location, records: Records, val: data.Volumes, data_file:
               resources: Resources, out: FinalDir) -> dict[str, Any]:
     """Select `size` members among the finalists, retrain them, test their mean once into out; the test
     metrics, which also name the members and their weights. An out that holds its test already is read."""
-    if (done := final.tested(out)) is not None:  # a resumed run never tests twice
+    if (done := out.tested()) is not None:  # a resumed run never tests twice
         return done
     found = candidates(run_dir, records)
     weights = select({t: softmax for t, (_, softmax) in found.items()}, np.asarray(val.y), size)
@@ -82,7 +81,7 @@ def test_once(run_dir: Location, records: Records, val: data.Volumes, data_file:
         storage.new_dir(out.path)
     winner = RunDir(run_dir).final
     reused = {}  # the winner's final model, when it is a member: the same configuration, the same retrain
-    best, winner_test = records.pick(), final.tested(winner)  # the newest tested final may be an earlier winner's
+    best, winner_test = records.pick(), winner.tested()  # the newest tested final may be an earlier winner's
     if best.trial_id in weights and winner_test and winner_test["params"] == best.params and storage.is_file(winner.model):
         reused[best.trial_id] = storage.read_bytes(winner.model)
     train_full = data.load(data_file, "train")
@@ -105,10 +104,7 @@ def test_once(run_dir: Location, records: Records, val: data.Volumes, data_file:
     metrics["selection"] = {"size": size, "candidates": list(found),
                             "val_accuracy": float(np.mean(np.argmax(
                                 sum(found[t][1] * c for t, c in weights.items()) / size, axis=1) == val.y))}
-    storage.write_bytes(out.model, model_bytes)
-    rows = pd.DataFrame({"row": np.arange(len(test_set)), "digit": test_set.y, "predicted": predicted})
-    storage.write_text(out.predictions, rows.to_csv(index=False))
-    storage.write_json(out.test_metrics, metrics)  # last: its presence means the test ran
+    final.write_tested(out, model_bytes, test_set, predicted, metrics)
     return metrics
 
 

@@ -2,7 +2,7 @@
 
 This and the finalists' ensemble (search.ensemble) are the only code that reads the test split during a run.
 It trains for the epoch count at which the configuration's validation accuracy peaked during the search, on
-train + validation together. ``train`` (the command) trains one configuration through the same stages:
+train + validation together. ``train_one`` (the `train` command) trains one configuration through the same stages:
 ``fit``, ``test_model``, ``save_model``.
 """
 
@@ -71,6 +71,39 @@ def model_bytes(model) -> bytes:
         return save_model(Path(directory) / "model.keras", model).read_bytes()
 
 
+def train_one(params: dict[str, Any], data_file: Path, out_dir: Path, val_fraction: float, seed: int | None,
+              precision: str, test: bool, keras_backend: str) -> None:
+    """The `train` command: train params on the training split (less a validation share, if val_fraction),
+    save the model, its history and its parameters into out_dir, and with `test` test it once."""
+    from search import backend
+    from search.rundir import TrainDir
+
+    out = TrainDir(out_dir)
+    train_full = data.load_train(data_file)  # the whole file checked, test split included, with or without test
+    train_set, val_set = (data.train_val_split(train_full, val_fraction, seed=seed) if val_fraction
+                          else (train_full, None))  # 0: the final retrain's protocol, all of train
+    print(f"data: {data_file} (train {len(train_set)}, validation {len(val_set) if val_set else 0}); "
+          f"params: {json.dumps(params)}")
+    files.write_json(out.params, {"params": params, "data": str(data_file), "data_sha256": data.sha256(data_file),
+                                  "backend": keras_backend, "precision": precision})
+    if keras_backend == "tensorflow":
+        backend.tensorflow_gpus()  # its first GPU lookup, without the no-driver noise
+    backend.set_precision(precision)
+    fitted = fit(params, train_set, val_set)
+    files.write_atomic(out.history, lambda tmp: pd.DataFrame(fitted.history).to_csv(tmp, index=False))
+    save_model(out.model, fitted.model)
+    last = fitted.history[-1]
+    scores = ", ".join(f"{k} {last[k]:.4f}" for k in ("val_accuracy", "val_loss") if k in last) or f"loss {last['loss']:.4f}"
+    print(f"trained {len(fitted.history)} epochs in {fitted.seconds:.0f} s: {scores}")
+    if test:
+        metrics, _ = test_model(fitted.model, data.load(data_file, "test"), params)
+        metrics.update(params=params, data=str(data_file), train_seconds=fitted.seconds, backend=keras_backend)
+        files.write_json(out.test_metrics, metrics)
+        print(f"test accuracy {metrics['accuracy']:.4f} (loss {metrics['loss']:.4f}) on {metrics['samples']} samples: "
+              f"upright rows {metrics['upright_accuracy']:.4f}, rotated rows {metrics['rotated_accuracy']:.4f}")
+    print(f"wrote {out.path}")
+
+
 def retrain(params: dict[str, Any], train_full: data.Volumes, precision: str = "float32", mps: bool = False) -> Fitted:
     """Train params on train_full with the backend set for this worker's CPUs and GPUs. On a Ray worker."""
     from search import backend
@@ -99,9 +132,9 @@ def test_once(params: dict[str, Any], data_file: Path, out: FinalDir, resources:
     earlier: a final folder of the same run (an extension's previous winner). If it tested these very params, its
     files are copied into out instead: the same configuration and seed retrain to the same model, and the test
     set is not read again for it. test_metrics.json then says where it came from (copied_from)."""
-    if (done := tested(out)) is not None:
+    if (done := out.tested()) is not None:
         return done["accuracy"]
-    if earlier is not None and (metrics := tested(earlier)) is not None and metrics["params"] == params:
+    if earlier is not None and (metrics := earlier.tested()) is not None and metrics["params"] == params:
         storage.new_dir(out.path)
         for file in (out.model, out.predictions):
             storage.write_bytes(file, storage.read_bytes(earlier.path / file.name))
@@ -109,10 +142,6 @@ def test_once(params: dict[str, Any], data_file: Path, out: FinalDir, resources:
         return metrics["accuracy"]
     return run_final(params, data_file, out, resources)["accuracy"]
 
-
-def tested(final: FinalDir) -> dict[str, Any] | None:
-    """A final folder's test metrics (with the params it trained), once its test ran; else None."""
-    return json.loads(storage.read_text(final.test_metrics)) if storage.is_file(final.test_metrics) else None
 
 
 def run_final(params: dict[str, Any], data_file: Path, out: FinalDir, resources: Resources) -> dict[str, Any]:
@@ -134,8 +163,15 @@ def run_final(params: dict[str, Any], data_file: Path, out: FinalDir, resources:
                                                                 resources.mps))
     except ray.exceptions.RayTaskError as e:
         raise UserError(f"final retrain failed: {one_line(e.cause) if e.cause else exception_line(str(e))}") from None
+    write_tested(out, model_bytes, test_set, predicted, metrics)
+    return metrics
+
+
+def write_tested(out: FinalDir, model_bytes: bytes, test_set: data.Volumes, predicted: np.ndarray,
+                 metrics: dict[str, Any]) -> None:
+    """A tested model's files (a configuration's or an ensemble's): the model, every test row's prediction, and
+    the test metrics last, since their presence means the test ran (``tested``)."""
     storage.write_bytes(out.model, model_bytes)
     rows = pd.DataFrame({"row": np.arange(len(test_set)), "digit": test_set.y, "predicted": predicted})
     storage.write_text(out.predictions, rows.to_csv(index=False))
-    storage.write_json(out.test_metrics, metrics)  # last: its presence means the test ran
-    return metrics
+    storage.write_json(out.test_metrics, metrics)

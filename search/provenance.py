@@ -23,6 +23,7 @@ from search.settings import Settings
 from search.space import Space
 from search.storage import Location
 
+DEFAULT_TRAINABLE = "search.trial:run_trial"  # runs from before trainables were recorded trained with it
 _VERSIONS = ["conv3d-search", "ray", "tensorflow", "jax", "jaxlib", "torch", "keras", "keras-tuner", "optuna", "pandas",
              "numpy", "h5py"]
 
@@ -85,6 +86,7 @@ class RunInfo:
     ended: str | None = None
     # each `resume --samples/--time-budget`: at, command, samples, time_budget_s, trials_before, search_ended, ended
     extensions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    trainable: str = DEFAULT_TRAINABLE  # what trained the trials (search.tuner.trainable_name); a resume checks it
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
@@ -112,7 +114,7 @@ class RunInfo:
                "data": self.data.to_json(), "seed": self.seed, "backend": self.backend, "versions": self.versions,
                "worker_env": self.worker_env, "cluster": self.cluster, "started": self.started,
                "resumed": self.resumed, "search_ended": self.search_ended, "ended": self.ended,
-               "extensions": self.extensions, **self.extra}
+               "extensions": self.extensions, "trainable": self.trainable, **self.extra}
         optional = ("backend", "resumed", "search_ended", "ended", "extensions")
         return {k: v for k, v in out.items() if k not in optional or v}
 
@@ -126,11 +128,12 @@ class RunInfo:
                    command=data.get("command", []), backend=data.get("backend"), versions=data.get("versions", {}),
                    worker_env=data.get("worker_env", {}), cluster=data.get("cluster", {}),
                    resumed=data.get("resumed", []), search_ended=data.get("search_ended"), ended=data.get("ended"),
-                   extensions=data.get("extensions", []), extra={k: v for k, v in data.items() if k not in known})
+                   extensions=data.get("extensions", []),
+                   trainable=data.get("trainable", DEFAULT_TRAINABLE), extra={k: v for k, v in data.items() if k not in known})
 
 
 def start(run_dir: Location, options: RunOptions, space: Space, data_file: Path, split: tuple[int, int],
-          keras_backend: str) -> RunInfo:
+          keras_backend: str, trainable: str = DEFAULT_TRAINABLE) -> RunInfo:
     """Write run.json for a new run (after Ray started: it records the cluster); return it."""
     info = RunInfo(
         command=sys.argv,
@@ -143,6 +146,7 @@ def start(run_dir: Location, options: RunOptions, space: Space, data_file: Path,
         worker_env=backend.env_vars(keras_backend),
         cluster=connection.facts(options.address),
         started=now(),
+        trainable=trainable,
     )
     _write(run_dir, info)
     return info

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from search import backend, bridge, connection, data, disk, ensemble, files, final, leaderboard, provenance, report, resources, storage, tuner, warmstart, watch
+from search import backend, bridge, connection, data, disk, ensemble, files, final, leaderboard, provenance, report, resources, storage, study_search, tuner, warmstart, watch
 from search import study as run_study
 from search.errors import UserError
 from search.leaderboard import Pick
@@ -77,35 +77,41 @@ def prepare(options: RunOptions) -> Prepared:
     return Prepared(options, space, data_file, train, val, run_dir, earlier)
 
 
-def start(run: Prepared) -> Summary:
-    """Search the prepared run, then pick the best and test it once."""
+def start(run: Prepared, trainable: tuner.Trainable | None = None) -> Summary:
+    """Search the prepared run with `trainable` (search.trial.run_trial by default), then pick the best and test
+    it once."""
     options, space, run_dir, train, val = run.options, run.space, run.run_dir, run.train, run.val
     with files.removed_if_refused(run_dir):
         _connect(options, options.backend)
-    info = provenance.start(run_dir, options, space, run.data_file, (len(train), len(val)), options.backend)
+    info = provenance.start(run_dir, options, space, run.data_file, (len(train), len(val)), options.backend,
+                            tuner.trainable_name(trainable))
     if run.warm_start:
         _warm_start(run_dir, info, run.warm_start)
     with StopSignals(run_dir) as stop:
         with stop.tune():
-            records = tuner.search(space, train, val, run_dir, options.resources, _watchers(run_dir))
-        return _finish(run_dir, info, options, space, run.data_file, train, val, records, stop)
+            records = tuner.search(space, train, val, run_dir, options.resources, _watchers(run_dir),
+                                   trainable=trainable)
+        return _finish(run_dir, info, options, space, run.data_file, train, val, records, stop, trainable)
 
 
 def resume(run_dir: Location, address: str | None = None, final_test: bool = True,
            wait_for_resources: float | None = None, samples: int | None = None,
-           time_budget_s: float | None = None) -> Summary:
+           time_budget_s: float | None = None, trainable: tuner.Trainable | None = None) -> Summary:
     """Continue an interrupted run to its original trial budget, then pick the best and test it once.
 
     With samples or time_budget_s, extend a run whose search ended instead: that many more trials (a time budget
     alone: up to the space's samples) in a new experiment, TPE going on from every trial of the same study
-    (tuner.make_searcher), then the finalists, the pick and the final test over the whole run, into new folders
+    (policy.make_searcher), then the finalists, the pick and the final test over the whole run, into new folders
     (RunDir.search_tune, final_of, ensemble_of); run.json records each extension. Nothing earlier is overwritten.
 
     A run in a bucket resumes from the bucket alone (Tune's state, the records, the study in Tune's searcher
-    state), on any machine; the bucket is checked writable before Ray starts."""
+    state), on any machine; the bucket is checked writable before Ray starts. `trainable` must be the one the run
+    was started with (run.json names it)."""
     run_dir = RunDir(run_dir).path
     storage.check_writable(run_dir)
     info = provenance.read(run_dir)
+    if tuner.trainable_name(trainable) != info.trainable:
+        raise UserError(f"{run_dir}: the run trained with {info.trainable}, not {tuner.trainable_name(trainable)}")
     options = dataclasses.replace(info.options, address=address or info.options.address,
                                   final=final_test and info.options.final,
                                   wait_for_resources=info.options.wait_for_resources if wait_for_resources is None
@@ -131,11 +137,11 @@ def resume(run_dir: Location, address: str | None = None, final_test: bool = Tru
         elif latest and (extend or not tuner.can_restore(run_dir, latest)):  # new, or died before Tune saved it
             with stop.tune():
                 records = tuner.search(_extension_space(run_dir, space, info), train, val, run_dir, options.resources,
-                                       _watchers(run_dir), latest)
+                                       _watchers(run_dir), latest, trainable)
         else:
             with stop.tune():  # the restored experiment keeps the watchers it was started with
-                records = tuner.resume_search(space, train, val, run_dir, options.resources, latest)
-        return _finish(run_dir, info, options, space, data_file, train, val, records, stop)
+                records = tuner.resume_search(space, train, val, run_dir, options.resources, latest, trainable)
+        return _finish(run_dir, info, options, space, data_file, train, val, records, stop, trainable)
 
 
 def _check_extendable(run_dir: Location, info: RunInfo, samples: int | None, time_budget_s: float | None) -> None:
@@ -146,7 +152,7 @@ def _check_extendable(run_dir: Location, info: RunInfo, samples: int | None, tim
         info.extensions.pop()  # an extension that died before Tune saved anything: this one takes its place
     if not info.searched:
         raise UserError(f"{run_dir}: its search has not ended; resume it without --samples or --time-budget first")
-    tuner.searcher_state(RunDir(run_dir).search_tune(len(info.extensions)))  # what the extension goes on from
+    study_search.searcher_state(RunDir(run_dir).search_tune(len(info.extensions)))  # what the extension goes on from
 
 
 def _extension_space(run_dir: Location, space: Space, info: RunInfo) -> Space:
@@ -160,14 +166,16 @@ def _extension_space(run_dir: Location, space: Space, info: RunInfo) -> Space:
 
 
 def _finish(run_dir: Location, info: RunInfo, options: RunOptions, space: Space, data_file: Path,
-            train: data.Volumes, val: data.Volumes, records: leaderboard.Records, stop: StopSignals) -> Summary:
+            train: data.Volumes, val: data.Volumes, records: leaderboard.Records, stop: StopSignals,
+            trainable: tuner.Trainable | None) -> Summary:
     """After the search (or its latest extension): the finalists, the best of all, its one test, into that
     search's folders."""
     extension = len(info.extensions)
     provenance.mark(run_dir, info, "search_ended", keep_first=True)
     run_study.export(run_dir)
     with stop.tune():
-        records = tuner.finalists(records, space.settings, train, val, run_dir, options.resources, _watchers(run_dir))
+        records = tuner.finalists(records, space.settings, train, val, run_dir, options.resources, _watchers(run_dir),
+                                  trainable)
     leaderboard.write(run_dir, records)
     best = records.pick()
     storage.write_json(RunDir(run_dir).best_of(extension), best.to_json())
@@ -245,7 +253,8 @@ def _watchers(run_dir: Location) -> tuner.Watchers:
 
 
 def _connect(options: RunOptions, keras_backend: str) -> None:
-    """Ray, and a node that can hold one trial."""
+    """Tune's settings, Ray, and a node that can hold one trial."""
+    tuner.setup()
     connection.connect(options.address, options.dashboard_host, keras_backend, options.resources.mps)
     resources.wait_until_placeable(options.resources, options.wait_s())
 

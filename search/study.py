@@ -4,7 +4,7 @@ Every storage call appends one line, and TPE reads the trials from memory (the f
 followed), so the study costs what each trial adds. Through SQLite, which the service used before, each ask
 re-read every trial: 0.22 s at 1,000 trials against 0.03 s here (docs/benchmarks.md). The live file is
 RunDir.study_local: the run folder's optuna.journal, or for a run in a bucket this machine's cache; a bucket
-gets a copy at each stage's end (export), and Tune's searcher state can carry one (tuner.StudySearch).
+gets a copy at each stage's end (export), and Tune's searcher state can carry one (study_search.StudySearch).
 """
 
 from __future__ import annotations

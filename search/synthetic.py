@@ -2,9 +2,10 @@
 
 Each epoch is a short sleep and a deterministic learning curve computed from the configuration; it reports
 what ``search.trial.run_trial`` reports (statuses, every epoch's metrics, checkpoints at the plan's cadence,
-each a small state.json) and resumes from its newest checkpoint. The pipeline uses it in place of the real
-trial when $CONV3D_SEARCH_TRIAL is "search.synthetic:run_trial" (``search.tuner.trial_function``); every
-other part of a run is the one users run. $CONV3D_SEARCH_SYNTHETIC_EPOCH_S sets the sleep (default 0.05 s).
+each a small state.json) and resumes from its newest checkpoint. ``trainable(epoch_s)`` is what the Python
+API and the pipeline take in place of the real trial; ``python -m search.synthetic [--epoch-s S] run|resume ...``
+is the command line with it (for the tests and the benchmark that need a process of their own). Every other
+part of a run is the one users run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import socket
 import tempfile
 import time
@@ -25,7 +25,7 @@ from search import params as schema
 from search.data import Volumes
 from search.protocol import BASELINE_KEY, METRIC, Plan, Status, split_config
 
-EPOCH_S = float(os.environ.get("CONV3D_SEARCH_SYNTHETIC_EPOCH_S", "0.05"))
+DEFAULT_EPOCH_S = 0.05  # an epoch's sleep
 
 
 def final_accuracy(params: dict[str, Any]) -> float:
@@ -43,7 +43,7 @@ def curve(params: dict[str, Any], epoch: int) -> dict[str, float]:
 
 
 def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan = Plan(),
-              gpu: tuple[bool, str] = (False, "float32")) -> None:
+              gpu: tuple[bool, str] = (False, "float32"), epoch_s: float = DEFAULT_EPOCH_S) -> None:
     """The trainable, with run_trial's signature; `train`, `val` and `gpu` are unused."""
     started = time.perf_counter()
     params, extras = split_config(config)
@@ -60,7 +60,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
             first = json.loads((Path(local) / "state.json").read_text())["epoch"] + 1
     last = params["epochs"]
     for epoch in range(first, last + 1):
-        time.sleep(EPOCH_S)
+        time.sleep(epoch_s)
         metrics = {**curve(params, epoch), "epoch": epoch, "status": Status.COMPLETED if epoch >= last else Status.RUNNING,
                    "param_count": 0, "train_seconds": time.perf_counter() - started, "resumed_from": first - 1, **info,
                    "checkpointed": plan.checkpoint_at(epoch, last)}
@@ -70,3 +70,31 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
         with tempfile.TemporaryDirectory() as directory:
             (Path(directory) / "state.json").write_text(json.dumps({"epoch": epoch}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def trainable(epoch_s: float = DEFAULT_EPOCH_S):
+    """run_trial with epochs of epoch_s seconds, named for run.json (a resume checks it is given the same)."""
+    def synthetic_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan = Plan(),
+                        gpu: tuple[bool, str] = (False, "float32")) -> None:
+        run_trial(config, train, val, plan, gpu, epoch_s=epoch_s)
+
+    synthetic_trial.trainable_name = f"search.synthetic:trainable(epoch_s={epoch_s:g})"
+    return synthetic_trial
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m search.synthetic [--epoch-s S] COMMAND ...`: the command line, trials trained synthetically."""
+    import argparse
+
+    from search import cli
+
+    parser = argparse.ArgumentParser(prog="python -m search.synthetic", add_help=False)
+    parser.add_argument("--epoch-s", type=float, default=DEFAULT_EPOCH_S)
+    known, rest = parser.parse_known_args(argv)
+    return cli.main(rest, trainable=trainable(known.epoch_s))
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

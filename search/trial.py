@@ -33,12 +33,9 @@ from search import train as training
 from search.data import Volumes
 from search.errors import one_line
 from search.protocol import BASELINE_KEY, FAULT_AT_EPOCH, FAULT_KEY, METRIC, Plan, Status, split_config
+from search.retry import retry
 from search.rundir import VAL_PREDICTIONS
 
-# Before Tune reuses an actor (tuner.REUSE_ACTORS) it waits this long for the ended trial's thread to
-# finish; when its default, 2 s, ran out on a loaded machine it failed the next trial ("reuse requires
-# reset_config()").
-os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
 
 
 def cap_memory(budget_bytes: int) -> None:
@@ -206,7 +203,7 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             self.model.stop_training = True
             tune.report(metrics)
             return
-        # the driver persists its records at every checkpoint (see tuner.RecordKeeper)
+        # the driver persists its records at every checkpoint (see record_keeper.RecordKeeper)
         metrics["checkpointed"] = self.plan.checkpoint_at(epoch + 1, self.params_["epochs"])
         self.history.append(metrics)
         if not metrics["checkpointed"]:
@@ -246,14 +243,8 @@ def report_checkpoint(metrics: dict, directory: str, patience_s: float = UPLOAD_
     nothing and may be repeated; after patience_s the error ends the trial and Tune restarts it from its
     last checkpoint (FailureConfig), or resume does.
     """
-    deadline, delay = time.monotonic() + patience_s, 1.0
-    while True:
-        try:
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-            return
-        except OSError as e:
-            if time.monotonic() + delay > deadline:
-                raise
-            print(f"checkpoint upload failed ({one_line(e)}); trying again in {delay:.0f} s", flush=True)
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
+    def say(error: BaseException, wait: float) -> None:
+        print(f"checkpoint upload failed ({one_line(error)}); trying again in {wait:.0f} s", flush=True)
+
+    retry(lambda: tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory)), OSError,
+          patience_s=patience_s, delay_s=1.0, backoff=2, max_delay_s=30.0, before_wait=say)

@@ -25,16 +25,37 @@ def read_csv(path, **options) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"trial_id": str, "finalist_of": str}, **options)
 
 
-def search(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def _cli(synthetic_epoch_s: float | None) -> list[str]:
+    """The CLI's command: `python -m search`, or with synthetic training (search.synthetic) epochs of that many seconds."""
+    if synthetic_epoch_s is None:
+        return [sys.executable, "-m", "search"]
+    return [sys.executable, "-m", "search.synthetic", "--epoch-s", str(synthetic_epoch_s)]
+
+
+def search(*args: str, env: dict | None = None, timeout: float = 600,
+           synthetic_epoch_s: float | None = None) -> subprocess.CompletedProcess:
     """Run the CLI to completion."""
-    return subprocess.run([sys.executable, "-m", "search", *args], capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([*_cli(synthetic_epoch_s), *args], capture_output=True, text=True, timeout=timeout,
                           cwd=ROOT, env={**os.environ, **(env or {})})
 
 
-def start(log: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+def start(log: Path, *args: str, env: dict | None = None, synthetic_epoch_s: float | None = None) -> subprocess.Popen:
     """Start the CLI in its own process group (so a test can SIGKILL it and all it started), output to log."""
-    return subprocess.Popen([sys.executable, "-m", "search", *args], cwd=ROOT, stdout=open(log, "w"),
+    return subprocess.Popen([*_cli(synthetic_epoch_s), *args], cwd=ROOT, stdout=open(log, "w"),
                             stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})})
+
+
+def run_in_process(*argv: str, epoch_s: float = 0.05) -> int:
+    """The CLI in this process with synthetic training (search.synthetic): its exit code. Ray is shut down after,
+    so the next test in this worker starts clean."""
+    import ray
+
+    from search import cli, synthetic
+
+    try:
+        return cli.main(list(argv), trainable=synthetic.trainable(epoch_s))
+    finally:
+        ray.shutdown()
 
 
 def records(run_dir: Path) -> dict[str, leaderboard.TrialRecord]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import re
+import subprocess
+import sys
 
 import keras
 import pytest
@@ -48,8 +52,42 @@ def test_jax_gets_its_gpu_share_as_xla_memory_settings(monkeypatch):
     assert float(backend.os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == pytest.approx(0.225)
 
 
+# A trial's process as run_trial starts it: Keras imported, then configure, then the first op. In a fresh process,
+# since TensorFlow's thread pools are fixed once its runtime starts (an earlier test here may have started it).
+_CONFIGURE_THEN_FIRST_OP = """
+import json, os, sys
+import keras
+from search import backend
+backend.configure(float(sys.argv[1]), float(sys.argv[2]), precision="mixed_bfloat16")
+done = {"backend": keras.backend.backend(), "policy": keras.mixed_precision.global_policy().name}
+if done["backend"] == "tensorflow":
+    import tensorflow as tf
+    tf.reduce_sum(tf.ones((2, 2))).numpy()  # the runtime starts here, with the pools configure set
+    done["threads"] = [tf.config.threading.get_intra_op_parallelism_threads(),
+                       tf.config.threading.get_inter_op_parallelism_threads()]
+else:
+    keras.ops.sum(keras.ops.ones((2, 2)))
+    done["xla"] = {k: os.environ.get(k) for k in ("XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION")}
+print(json.dumps(done))
+"""
+
+
 def test_configure_runs_for_the_loaded_backend():
-    backend.configure(1)  # before this process's first op would be ideal; here it must at least not fail
+    """configure(cpus, gpus, precision) in a fresh process of this process's backend: TensorFlow's intra-op pool is
+    the CPU share (3.5 -> 3) and its inter-op pool at most 2, JAX's GPU share its XLA memory fraction; and Keras's
+    policy is the precision."""
+    loaded = keras.backend.backend()
+    result = subprocess.run([sys.executable, "-c", _CONFIGURE_THEN_FIRST_OP, "3.5", "0.5"], capture_output=True,
+                            text=True, timeout=300, cwd=ROOT,
+                            env={**{k: v for k, v in os.environ.items() if not k.startswith("XLA_PYTHON_CLIENT_")},
+                                 "KERAS_BACKEND": loaded})
+    assert result.returncode == 0, result.stderr[-3000:]
+    done = json.loads(result.stdout.strip().splitlines()[-1])
+    assert done["backend"] == loaded and done["policy"] == "mixed_bfloat16"
+    if loaded == "tensorflow":
+        assert done["threads"] == [3, 2]
+    elif loaded == "jax":
+        assert done["xla"] == {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "XLA_PYTHON_CLIENT_MEM_FRACTION": "0.450"}
 
 
 def test_precision_is_keras_global_policy_and_unknown_ones_are_refused():

@@ -15,7 +15,7 @@ from search.protocol import ENDED, Status
 from searching import ROOT, read_csv, records, start, tail, wait
 
 SAMPLES = 40
-SYNTHETIC = {"CONV3D_SEARCH_TRIAL": "search.synthetic:run_trial", "CONV3D_SEARCH_SYNTHETIC_EPOCH_S": "0.02"}
+SYNTHETIC_EPOCH_S = 0.02  # search.synthetic's epochs
 
 
 @pytest.mark.long
@@ -24,14 +24,14 @@ def test_a_crashed_run_of_many_trials_resumes_with_every_trial_once_and_its_jour
     args = [str(ROOT / "benchmarks" / "scale_space.py"), "--data", str(small_data_file), "--results", str(tmp_path),
             "--name", "many", "--samples", str(SAMPLES), "--cpus-per-trial", "0.5", "--no-final"]  # 4 at once
     log = tmp_path / "driver.log"
-    driver = start(log, "run", *args, env=SYNTHETIC)
+    driver = start(log, "run", *args, synthetic_epoch_s=SYNTHETIC_EPOCH_S)
     before = _wait_until(run_dir, driver, log, lambda trials: sum(r.status in ENDED for r in trials.values()) >= 12)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and all it started, as a crash would
     driver.wait()
     assert len(list((run_dir / "journal").glob("part-*.jsonl"))) > 1  # parts, not one rewritten file
 
     log = tmp_path / "resume.log"
-    resumed = start(log, "resume", str(run_dir), "--no-final", env=SYNTHETIC)
+    resumed = start(log, "resume", str(run_dir), "--no-final", synthetic_epoch_s=SYNTHETIC_EPOCH_S)
     wait(resumed, log, timeout=600)
     after = leaderboard.Records.load(run_dir).trials
     live = {t: r for t, r in after.items() if r.status != Status.LOST}

@@ -8,17 +8,18 @@ import shutil
 
 import optuna
 import pytest
+from ray.tune.search import Searcher
 from ray import cloudpickle
 
 from search import study as run_study
-from search import tuner
+from search import study_search
 from search.errors import UserError
 from search.rundir import RunDir
 
 
-def _searcher(run_dir, carry_study: bool = True, limit: int | None = None) -> tuner.StudySearch:
+def _searcher(run_dir, carry_study: bool = True, limit: int | None = None) -> study_search.StudySearch:
     space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
-    return tuner.StudySearch(space=space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(0),
+    return study_search.StudySearch(space=space, metric="val_accuracy", mode="max", sampler=optuna.samplers.RandomSampler(0),
                              run_dir=run_dir, carry_study=carry_study, limit=limit, **run_study.searcher_arguments(run_dir))
 
 
@@ -79,7 +80,7 @@ def test_a_restore_counts_the_trials_the_dead_driver_saw_end_after_the_snapshot_
     assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING", "COMPLETE", "FAIL"]
     assert restored.asked == 3
     assert restored.suggest("e") is not None and restored.suggest("f") is not None  # a, b, c, e, f: five
-    assert restored.suggest("g") == tuner.Searcher.FINISHED
+    assert restored.suggest("g") == Searcher.FINISHED
     assert restored.suggest("f") is not None  # Tune asking again for a trial it has is not a new sample
 
 
@@ -91,7 +92,7 @@ def test_a_searcher_restored_from_a_finished_search_proposes_as_that_search_woul
     for trial_id in ("a", "b", "c"):
         searcher.suggest(trial_id)
         searcher.on_trial_complete(trial_id, {"val_accuracy": 0.5})
-    assert searcher.suggest("d") == tuner.Searcher.FINISHED  # its budget spent
+    assert searcher.suggest("d") == Searcher.FINISHED  # its budget spent
     state = tmp_path / "searcher-state.pkl"
     searcher.save(str(state))
     moved = tmp_path / "elsewhere" / "run"  # the same run in another folder: the extension works on the one it is given
@@ -100,7 +101,7 @@ def test_a_searcher_restored_from_a_finished_search_proposes_as_that_search_woul
     searcher.limit = 4
     went_on = searcher.suggest("d")
 
-    extended = tuner.StudySearch(space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, metric="val_accuracy",
+    extended = study_search.StudySearch(space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, metric="val_accuracy",
                                  mode="max", sampler=optuna.samplers.RandomSampler(7), run_dir=moved,
                                  **run_study.searcher_arguments(moved))
     extended.restore(str(state))
@@ -165,7 +166,7 @@ def test_a_local_runs_state_carries_no_copy_of_the_study_and_a_missing_study_is_
     state = tmp_path / "searcher-state.pkl"
     searcher.save(str(state))
     with open(state, "rb") as file:
-        assert pickle.load(file)[tuner.StudySearch._STUDY_STATE] is None  # no copy of the journal inside
+        assert pickle.load(file)[study_search.StudySearch._STUDY_STATE] is None  # no copy of the journal inside
     restored = cloudpickle.loads(pickled)
     restored.restore(str(state))
     assert restored.suggest("k") is not None

@@ -6,16 +6,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 from ray.exceptions import ActorDiedError, OutOfMemoryError
 
-from search import synthetic, trial
-from search.errors import UserError
+from search import provenance, synthetic, trial
 from search.leaderboard import Records
 from search.settings import Settings
 from search.protocol import FINALIST_KEY
 from search.protocol import Plan
-from search.tuner import TRIAL_FUNCTION, asha_rungs, failure_status, finalist_configs, plan, trial_function
+from search.policy import asha_rungs, finalist_configs, plan
+from search.record_keeper import failure_status
+from search.tuner import trainable_name
 
 
 def test_a_worker_killed_by_rays_memory_monitor_is_oom_and_other_failures_are_errors():
@@ -65,7 +65,9 @@ def test_tune_copies_a_whole_experiment_state_snapshot_before_writing_the_next(t
     from ray.train._internal import storage as ray_storage
     from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
 
-    import search.tuner  # noqa: F401 - its import makes Tune wait for the upload
+    from search import tuner
+
+    tuner.setup()  # the pipeline's setup makes Tune wait for the upload (importing search.tuner does not)
 
     monkeypatch.setattr(ray_storage, "_get_ray_train_session_dir", lambda: str(tmp_path / "staging"))
     store = ray_storage.StorageContext(str(tmp_path / "runs"), "experiment")
@@ -109,12 +111,7 @@ def test_tune_copies_a_whole_experiment_state_snapshot_before_writing_the_next(t
     assert [r.getMessage() for r in errors] == [] and len(saves) == 2
 
 
-def test_the_trial_function_is_run_trial_unless_the_environment_names_another(monkeypatch):
-    monkeypatch.delenv(TRIAL_FUNCTION, raising=False)
-    assert trial_function() is trial.run_trial
-    monkeypatch.setenv(TRIAL_FUNCTION, "search.synthetic:run_trial")
-    assert trial_function() is synthetic.run_trial
-    for bad in ("search.synthetic:nothing", "no_such_module:run_trial", "search.synthetic"):
-        monkeypatch.setenv(TRIAL_FUNCTION, bad)
-        with pytest.raises(UserError, match=f"CONV3D_SEARCH_TRIAL='{bad}': no such function"):
-            trial_function()
+def test_a_trainable_is_named_for_run_json_and_the_synthetic_one_by_its_epoch():
+    assert trainable_name(trial.run_trial) == provenance.DEFAULT_TRAINABLE == "search.trial:run_trial"
+    assert trainable_name(synthetic.trainable(0.02)) == "search.synthetic:trainable(epoch_s=0.02)"
+    assert trainable_name(synthetic.trainable()) != trainable_name(synthetic.trainable(0.5))

@@ -8,7 +8,7 @@ import json
 import optuna
 import pytest
 
-from search import bridge, data, tuner, warmstart
+from search import bridge, data, policy, warmstart
 from search import study as run_study
 from search.errors import UserError
 from search.leaderboard import Records
@@ -18,7 +18,7 @@ from searching import ROOT, read_csv, search
 
 pytestmark = pytest.mark.xdist_group("warmstart")  # one earlier run, shared by the file's tests
 
-SYNTHETIC = {"CONV3D_SEARCH_TRIAL": "search.synthetic:run_trial", "CONV3D_SEARCH_SYNTHETIC_EPOCH_S": "0.01"}
+SYNTHETIC_EPOCH_S = 0.01  # search.synthetic's epochs
 SCALE_SPACE = (ROOT / "benchmarks" / "scale_space.py").read_text()
 EARLIER = 16
 
@@ -40,7 +40,7 @@ def earlier(small_data_file, tmp_path_factory):
     folder = tmp_path_factory.mktemp("earlier")
     result = search("run", str(_space(folder, "scale")), "--data", str(small_data_file), "--results", str(folder),
                     "--name", "earlier", "--samples", str(EARLIER), "--cpus-per-trial", "0.5", "--no-final",
-                    env=SYNTHETIC)
+                    synthetic_epoch_s=SYNTHETIC_EPOCH_S)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder / "earlier"
 
@@ -68,18 +68,23 @@ def test_fitting_trials_are_told_at_the_fidelity_they_reached_and_change_what_tp
     [fits] = warmstart.read(narrow, [earlier], sha)
     assert len(fits.trials) == sum(r.params["blocks"] <= 2 for r in trials.values()) and fits.skipped == EARLIER - len(fits.trials)
 
-    # The same seed, the same space: cold, TPE's first 4 proposals are random start-up; warm, they are TPE's.
+    # The same seed, the same space: cold, TPE's first 4 proposals are random start-up (those of Optuna's random
+    # sampler with the space's seed); warm, the told trials count, so they are TPE's from the first: each differs
+    # from the start-up proposal at its place (a continuous learning rate: equal only if drawn the same way).
+    random = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=space.settings.seed))
+    start_up = [bridge.sample(space, random.ask()) for _ in range(4)]
     proposals = {}
     for kind in ("cold", "warm"):
         run_dir = tmp_path / kind
         run_dir.mkdir()
         if kind == "warm":
             warmstart.tell([source], run_study.live_storage(run_dir), run_study.name(run_dir))
-        searcher = tuner.make_searcher(space, run_dir, Resources(), run_study.searcher_arguments(run_dir))
+        searcher = policy.make_searcher(space, run_dir, Resources(), run_study.searcher_arguments(run_dir))
         proposals[kind] = [searcher.suggest(f"{kind}-{i}") for i in range(4)]
         study = optuna.load_study(study_name=run_study.name(run_dir), storage=run_study.live_storage(run_dir))
         assert len(study.trials) == (EARLIER if kind == "warm" else 0) + 4
-    assert proposals["cold"] != proposals["warm"]
+    assert proposals["cold"] == start_up
+    assert [warm == random_one for warm, random_one in zip(proposals["warm"], start_up)] == [False] * 4
 
     with pytest.raises(UserError, match="made on another data file"):
         warmstart.read(space, [earlier], "0" * 64)
@@ -90,7 +95,7 @@ def test_fitting_trials_are_told_at_the_fidelity_they_reached_and_change_what_tp
 def test_a_warm_started_run_says_what_it_was_told_and_an_unfitting_run_is_one_line(earlier, small_data_file, tmp_path):
     space = _space(tmp_path, "scale")
     result = search("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "warm",
-                    "--samples", "4", "--cpus-per-trial", "0.5", "--no-final", "--warm-start", str(earlier), env=SYNTHETIC)
+                    "--samples", "4", "--cpus-per-trial", "0.5", "--no-final", "--warm-start", str(earlier), synthetic_epoch_s=SYNTHETIC_EPOCH_S)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"warm start: told TPE {EARLIER} trials of {earlier} (0 did not fit the space)" in result.stdout
     run_dir = tmp_path / "warm"
@@ -105,7 +110,7 @@ def test_a_warm_started_run_says_what_it_was_told_and_an_unfitting_run_is_one_li
 
     unfitting = _space(tmp_path, "valid", change=('hp.Fixed("padding", "same")', 'hp.Fixed("padding", "valid")'))
     result = search("run", str(unfitting), "--data", str(small_data_file), "--results", str(tmp_path),
-                    "--warm-start", str(earlier), env=SYNTHETIC)
+                    "--warm-start", str(earlier), synthetic_epoch_s=SYNTHETIC_EPOCH_S)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"error: {earlier}: none of its {EARLIER} search trials fits valid.py", result.stderr
     assert not list(tmp_path.glob("valid-*"))  # refused before a run folder was made

@@ -1,0 +1,164 @@
+"""What a search proposes, how long each trial trains and what it keeps: the policy the engine (search.tuner) runs.
+
+TPE on the run's study with the seed baselines first, ASHA's rungs, each stage's checkpoint plan, and which
+configurations become the finalists. Nothing here runs an experiment.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import optuna
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter, Searcher
+
+from search import leaderboard
+from search.bridge import define_by_run
+from search.protocol import BASELINE_KEY, ENDED, FINALIST_KEY, METRIC, Plan, Stage, Status
+from search.resources import Resources
+from search.rundir import RunDir
+from search.settings import Settings
+from search.space import Space
+from search.storage import Location
+from search.study_search import StudySearch, restore_searcher
+
+
+class BaselinesFirst(Searcher):
+    """Hands out the seed presets first (as flagged baseline trials), then defers to the wrapped searcher.
+
+    Baselines train under the same scheduler and epoch cap as every trial but are not fed to TPE:
+    they are reference rows, and their parameters may lie outside the space.
+    """
+
+    def __init__(self, searcher: Searcher, baselines: dict[str, dict[str, Any]]):
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        self.searcher = searcher
+        self.pending = [{**p, BASELINE_KEY: name} for name, p in baselines.items()]
+        self.baseline_trials: set[str] = set()
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        super().set_search_properties(metric, mode, config, **spec)
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.pending:
+            self.baseline_trials.add(trial_id)
+            return self.pending.pop(0)
+        return self.searcher.suggest(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self.baseline_trials:
+            self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self.baseline_trials:
+            self.searcher.on_trial_complete(trial_id, result, error)
+
+    # Tune's wrapper protocol (as ConcurrencyLimiter): our own state travels via get/set_state,
+    # the wrapped searcher saves and restores itself.
+    def get_state(self) -> dict[str, Any]:
+        return copy.deepcopy({k: v for k, v in self.__dict__.items() if k != "searcher"})
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)
+
+
+class FixedConfigs(Searcher):
+    """Hands out a fixed list of configurations, one trial each, then reports that it is finished (the finalists)."""
+
+    def __init__(self, configs: list[dict[str, Any]]):
+        super().__init__(metric=METRIC, mode="max")
+        self.pending = [dict(c) for c in configs]
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return self.pending.pop(0) if self.pending else Searcher.FINISHED
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        pass
+
+
+def make_searcher(space: Space, run_dir: Location, resources: Resources, study: dict[str, Any],
+                  extension: int = 0) -> Searcher:
+    """The search stage's proposer: the baselines first, then TPE on the run's study (study: OptunaSearch's
+    storage and study_name), at most max_concurrent trials at once.
+
+    An extension's TPE is the previous search stage's, restored from the state Tune saved at its end: the same
+    study and the same sampler with its random state, so it proposes as that search would have gone on to; it
+    proposes `samples` more, and the baselines (which ran) are not repeated."""
+    settings = space.settings
+    # TPE, multivariate and grouped (the space is conditional), with a constant liar so concurrent
+    # trials don't pile onto one point; random start-up as the settings say.
+    with warnings.catch_warnings():  # `group` is experimental in Optuna; we chose it on purpose
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            seed=settings.seed, multivariate=True, group=True, constant_liar=True,
+            n_startup_trials=settings.tpe_startup_trials(),
+        )
+    # The study lives in Optuna's own storage in the run folder (optuna-dashboard, optuna.load_study).
+    # Optuna's INFO line per trial looks up the best trial, which costs O(trials) on a journal storage; the
+    # console and the leaderboard say it anyway.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searcher: Searcher = StudySearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
+                                     run_dir=RunDir(run_dir).path, carry_study=not RunDir(run_dir).local,
+                                     limit=settings.samples, **study)
+    if extension:
+        restore_searcher(searcher, RunDir(run_dir).search_tune(extension - 1))
+        searcher.tell_unfinished(leaderboard.Records.load(run_dir))
+        # Counted from the last search's end: a first attempt at this extension that died before Tune saved its
+        # state proposed trials that count against this one's samples (restore counted them in `asked`).
+        searcher.limit = searcher.asked_when_saved + settings.samples
+    elif settings.baselines:
+        searcher = BaselinesFirst(searcher, settings.baseline_configs())
+    max_concurrent = resources.max_concurrent or settings.max_concurrent
+    if max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+    return searcher
+
+
+def scheduler(settings: Settings) -> ASHAScheduler:
+    """ASHA on epochs (Tune's training_iteration: one result per epoch), as the settings size it."""
+    return ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs, grace_period=settings.grace_period,
+                         reduction_factor=settings.reduction_factor, brackets=settings.brackets)
+
+
+def asha_rungs(settings: Settings) -> tuple[int, ...]:
+    """The epochs at which ASHA (one bracket, as configured below) compares trials: grace * rf^k < max_t."""
+    return settings.rungs()
+
+
+def plan(settings: Settings, stage: Stage = Stage.SEARCH) -> Plan:
+    """How the stage's trials checkpoint and step (finalists run without ASHA: no rungs, and keep their
+    validation predictions for the ensemble)."""
+    return Plan(checkpoint_every=settings.checkpoint_every, rungs=asha_rungs(settings) if stage == Stage.SEARCH else (),
+                keep_val_predictions=stage == Stage.FINALIST,  # the ensemble picks its members on them
+                steps_per_execution=settings.steps_per_execution)
+
+
+def finalist_configs(records: leaderboard.Records, settings: Settings) -> list[dict[str, Any]]:
+    """The top `finalists` search trials that trained cleanly, as configurations for the full budget.
+
+    Each trains max_epochs under the same schedule horizon, with the next seed (a second draw of
+    initialization, shuffling and augmentation, so the winner isn't whoever had the luckiest one), on
+    the same split. A finalist of a baseline keeps its baseline name.
+    """
+    configs = []
+    for record in records.finalists(settings.finalists):  # finalists: 0 gives none
+        params = {**record.params, "epochs": settings.max_epochs, "seed": (settings.seed + 1) % 2**31}
+        params.setdefault("schedule_epochs", settings.max_epochs)
+        configs.append({**params, FINALIST_KEY: record.trial_id, **({BASELINE_KEY: record.baseline} if record.baseline else {})})
+    return configs
+
+
+def unfinished_finalists(records: leaderboard.Records, settings: Settings) -> list[dict[str, Any]]:
+    """The finalists' configurations that have no finished finalist trial yet (a resume trains only those)."""
+    done = {r.finalist_of for r in records.trials.values()
+            if r.stage == Stage.FINALIST and r.status in ENDED and r.status != Status.LOST}
+    return [c for c in finalist_configs(records, settings) if c[FINALIST_KEY] not in done]

@@ -37,7 +37,6 @@ from search.retry import retry
 from search.rundir import VAL_PREDICTIONS
 
 
-
 def cap_memory(budget_bytes: int) -> None:
     """Let this process's address space grow by at most budget_bytes from here on.
 

@@ -22,7 +22,7 @@ from search.storage import Location, S3Path
 
 VAL_PREDICTIONS = "val_predictions.npy"  # in a finalist's last checkpoint: its softmax on the validation split
 T = TypeVar("T")
-CHECKPOINTS_KEPT = 2  # per trial, in Tune's experiment folders: the disk check counts what the tuner keeps
+CHECKPOINTS_KEPT = 2  # per trial: the latest a stored state names, and a newer one (search.retention); the disk check counts these
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from ray import tune
 
+from search import checkpoints
 from search import params as schema
 from search.data import Volumes
 from search.protocol import BASELINE_KEY, METRIC, Plan, Status, split_config
@@ -53,23 +54,31 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
     except schema.Infeasible as e:
         tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
         return
-    first = 1
-    checkpoint = tune.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as local:
-            first = json.loads((Path(local) / "state.json").read_text())["epoch"] + 1
-    last = params["epochs"]
+    registered, last = tune.get_checkpoint(), params["epochs"]
+    newest = checkpoints.on_storage(registered)  # as run_trial resumes: from the newest on storage
+    known, first = (_epoch(registered) if registered else 0), (_epoch(newest[0]) + 1 if newest else 1)
+
+    def metrics_of(epoch: int) -> dict[str, Any]:
+        return {**curve(params, epoch), "epoch": epoch, "status": Status.COMPLETED if epoch >= last else Status.RUNNING,
+                "param_count": 0, "train_seconds": time.perf_counter() - started, "resumed_from": first - 1, **info,
+                "checkpointed": plan.checkpoint_at(epoch, last)}
+
+    for epoch in range(known + 1, first):  # trained after the checkpoint Tune restored: Tune's iteration stays the epoch
+        tune.report({**metrics_of(epoch), "checkpointed": False})
     for epoch in range(first, last + 1):
         time.sleep(epoch_s)
-        metrics = {**curve(params, epoch), "epoch": epoch, "status": Status.COMPLETED if epoch >= last else Status.RUNNING,
-                   "param_count": 0, "train_seconds": time.perf_counter() - started, "resumed_from": first - 1, **info,
-                   "checkpointed": plan.checkpoint_at(epoch, last)}
+        metrics = metrics_of(epoch)
         if not metrics["checkpointed"]:
             tune.report(metrics)
             continue
         with tempfile.TemporaryDirectory() as directory:
             (Path(directory) / "state.json").write_text(json.dumps({"epoch": epoch}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _epoch(checkpoint: tune.Checkpoint) -> int:
+    with checkpoint.as_directory() as local:
+        return json.loads((Path(local) / "state.json").read_text())["epoch"]
 
 
 def trainable(epoch_s: float = DEFAULT_EPOCH_S):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import posixpath
 import re
 import resource
 import socket
@@ -27,7 +26,7 @@ import numpy as np
 import ray
 from ray import tune
 
-from search import backend
+from search import backend, checkpoints
 from search import params as schema
 from search import train as training
 from search.data import Volumes
@@ -117,31 +116,14 @@ def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: 
 
 
 def _load_newest(registered: tune.Checkpoint | None) -> tuple[keras.Model, dict] | None:
-    """(model, state) of this trial's newest readable checkpoint on storage, or None if it has none.
-
-    Tune may restore an older one, or none: its state saved before a driver crash can lag, and it registers
-    a checkpoint only when a separate save() returns, so a worker lost in between leaves one Tune never
-    knew. Starting from the newest keeps a trial from training again what it had trained.
-    """
-    import pyarrow.fs as pafs
-
-    if registered:
-        filesystem, folder = registered.filesystem, posixpath.dirname(registered.path)
-    else:
-        storage = tune.get_context().get_storage()
-        filesystem, folder = storage.storage_filesystem, storage.trial_fs_path
-    try:
-        beside = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-        newest_first = sorted((i.path for i in beside if i.type == pafs.FileType.Directory
-                               and posixpath.basename(i.path).startswith("checkpoint_")), reverse=True)
-    except OSError:
-        newest_first = []
-    for directory in newest_first or ([registered.path] if registered else []):
+    """(model, state) of this trial's newest readable checkpoint on storage (search.checkpoints), or None if it has
+    none; an unreadable one (its node died while saving it) is passed over for an older one."""
+    for checkpoint in checkpoints.on_storage(registered):
         try:
-            with tune.Checkpoint(str(directory), filesystem).as_directory() as local:
+            with checkpoint.as_directory() as local:
                 state = json.loads((Path(local) / "state.json").read_text())
                 return keras.models.load_model(Path(local) / "model.keras"), state
-        except Exception:  # noqa: BLE001 - half-written (its node died while saving it): try an older one
+        except Exception:  # noqa: BLE001 - half-written: try an older one
             continue
     if registered:
         raise RuntimeError(f"no readable checkpoint next to {registered.path}")

@@ -8,8 +8,6 @@ pipeline's to attach (``Watchers``). ``setup`` is called once by the pipeline be
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,13 +15,14 @@ from typing import Any
 
 from ray import tune
 
-from search import leaderboard, policy, storage
+from search import leaderboard, policy, retention, storage
 from search.data import Volumes
 from search.record_keeper import RecordKeeper
 from search.resources import Resources
 from search.protocol import METRIC, Plan, Stage
 from search.provenance import DEFAULT_TRAINABLE
-from search.rundir import CHECKPOINTS_KEPT, RunDir
+from search.retention import NamedCheckpoints
+from search.rundir import RunDir
 from search.settings import Settings
 from search.space import Space
 from search.storage import Location
@@ -53,47 +52,10 @@ def trainable_name(trainable: Trainable | None) -> str:
 def setup() -> None:
     """Tune's settings for our stages, once per driver before any stage runs (not at import, so importing the
     package changes nothing of Tune's)."""
-    # With num_to_keep set each checkpoint forces a save of Tune's experiment state: that keeps resume's
-    # view fresh (on purpose), so Tune's warning about it is only noise.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # The loggers are the pipeline's (Watchers): Tune's automatic TensorBoard logger makes it print a
     # `tensorboard --logdir /tmp/ray/...` hint that points at a staging folder, not at the run folder.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    _snapshot_after_upload()
-
-
-def _snapshot_after_upload() -> None:
-    """Make Tune finish copying one experiment-state snapshot to the run folder before it writes the next.
-
-    Tune writes each snapshot into a staging folder (the searcher's files under a temporary name, then
-    renamed) while a background thread may still be copying the last one from there: a temporary file the
-    copy listed and the rename removed fails the copy with FileNotFoundError (Tune logs an ERROR with its
-    traceback and that snapshot never reaches the run folder), and a file rewritten mid-copy arrives torn.
-    Tune has no setting for this, so its snapshot step is wrapped: wait for the copy in flight, then save.
-    """
-    from ray.tune.execution import experiment_state
-
-    manager = experiment_state._ExperimentCheckpointManager
-    sync_up = manager.sync_up_experiment_state
-    if getattr(sync_up, "after_upload", False):
-        return
-
-    @functools.wraps(sync_up)
-    def sync_up_after_upload(self, save_fn, force: bool = False, wait: bool = False) -> None:
-        def save() -> None:
-            try:
-                self._storage.syncer.wait()
-            except Exception:  # noqa: BLE001 - as Tune reports a failed upload: logged, and the next one retries
-                logging.getLogger(experiment_state.__name__).error(
-                    f"Saving experiment state to storage at '{self._storage.experiment_fs_path}' failed with exception: ",
-                    exc_info=True)
-            save_fn()
-
-        sync_up(self, save, force=force, wait=wait)
-
-    sync_up_after_upload.after_upload = True
-    manager.sync_up_experiment_state = sync_up_after_upload
-
+    retention.install()
 
 
 @dataclass(frozen=True)
@@ -158,10 +120,9 @@ def _run_config(run_dir: Location, name: str, stage: Stage, watchers: Watchers =
         name=name,
         **storage.tune_storage(RunDir(run_dir).path),  # a folder, or a bucket every node uploads to
         failure_config=tune.FailureConfig(max_failures=3),  # lost nodes/workers: retry from checkpoint
-        # Two, not one: Ray's saved experiment state can name the checkpoint before the newest,
-        # and resume fails a trial whose named checkpoint was already deleted.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
-        callbacks=[RecordKeeper(run_dir, stage, watchers.on_write, time_budget_s), *watchers.callbacks],
+        checkpoint_config=retention.RunOwned(),  # superseded checkpoints: deleted by the run, not by Tune
+        callbacks=[RecordKeeper(run_dir, stage, watchers.on_write, time_budget_s), NamedCheckpoints(),
+                   *watchers.callbacks],
         verbose=1,
     )
 

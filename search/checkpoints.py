@@ -12,28 +12,50 @@ import posixpath
 import pyarrow.fs as pafs
 from ray import tune
 
-PREFIX = "checkpoint_"  # Tune's checkpoint folders in a trial's folder: checkpoint_000000, checkpoint_000001, ...
+from search.rundir import CHECKPOINT_PREFIX, FINALISTS, finalist_order
 
 
 def newer_first(filesystem: pafs.FileSystem, folder: str) -> list[str]:
     """The names of the checkpoint folders in a trial's folder, newest first (none if it is missing)."""
     found = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
     return sorted((posixpath.basename(i.path) for i in found
-                   if i.type == pafs.FileType.Directory and posixpath.basename(i.path).startswith(PREFIX)), reverse=True)
+                   if i.type == pafs.FileType.Directory and posixpath.basename(i.path).startswith(CHECKPOINT_PREFIX)), reverse=True)
 
 
-def on_storage(registered: tune.Checkpoint | None) -> list[tune.Checkpoint]:
+def on_storage(registered: tune.Checkpoint | None, continues: str = "") -> list[tune.Checkpoint]:
     """The running trial's checkpoints on storage, newest first: beside the one Tune restored, else in the trial's
-    own folder; the registered one alone if its folder cannot be listed."""
+    own folder, else (a finalist that continues a dead driver's, protocol.CONTINUES_KEY) in the folders of that
+    trial in the earlier finalist experiments, the newest experiment first; the registered one alone if its
+    folder cannot be listed."""
     if registered:
-        filesystem, folder = registered.filesystem, posixpath.dirname(registered.path)
+        filesystem, folders = registered.filesystem, [posixpath.dirname(registered.path)]
     else:
         storage = tune.get_context().get_storage()
-        filesystem, folder = storage.storage_filesystem, storage.trial_fs_path
-    try:
-        names = newer_first(filesystem, folder)
-    except OSError:
-        names = []
-    if not names:
-        return [registered] if registered else []
-    return [tune.Checkpoint(posixpath.join(folder, name), filesystem) for name in names]
+        filesystem, folders = storage.storage_filesystem, [storage.trial_fs_path]
+        if continues:
+            run_folder = posixpath.dirname(storage.experiment_fs_path)
+            folders += [posixpath.join(run_folder, e, continues) for e in finalist_experiments(filesystem, run_folder)]
+    for folder in folders:
+        try:
+            names = newer_first(filesystem, folder)
+        except OSError:
+            names = []
+        if names:
+            return [tune.Checkpoint(posixpath.join(folder, name), filesystem) for name in names]
+    return [registered] if registered else []
+
+
+def finalist_experiments(filesystem: pafs.FileSystem, run_folder: str) -> list[str]:
+    """The names of the run's finalist experiments, the newest first."""
+    found = filesystem.get_file_info(pafs.FileSelector(run_folder, allow_not_found=True))
+    names = [posixpath.basename(i.path) for i in found if i.type == pafs.FileType.Directory]
+    return sorted((n for n in names if n == FINALISTS or n.startswith(FINALISTS + "-")), key=finalist_order, reverse=True)
+
+
+def number_after(newest: list[tune.Checkpoint]) -> None:
+    """Number this trial's next checkpoint after the newest on storage: Tune numbers on from the one it restored,
+    and would write the next into a newer folder that exists, so that a folder's name no longer told its age."""
+    if newest:
+        index = int(posixpath.basename(newest[0].path).removeprefix(CHECKPOINT_PREFIX))
+        storage = tune.get_context().get_storage()
+        storage.current_checkpoint_index = max(storage.current_checkpoint_index, index)  # Tune adds 1 before it writes

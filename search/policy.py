@@ -16,7 +16,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from search import leaderboard
 from search.bridge import define_by_run
-from search.protocol import BASELINE_KEY, ENDED, FINALIST_KEY, METRIC, Plan, Stage, Status
+from search.protocol import BASELINE_KEY, CONTINUES_KEY, ENDED, FINALIST_KEY, METRIC, Plan, Stage, Status
 from search.resources import Resources
 from search.rundir import RunDir
 from search.settings import Settings
@@ -158,7 +158,10 @@ def finalist_configs(records: leaderboard.Records, settings: Settings) -> list[d
 
 
 def unfinished_finalists(records: leaderboard.Records, settings: Settings) -> list[dict[str, Any]]:
-    """The finalists' configurations that have no finished finalist trial yet (a resume trains only those)."""
-    done = {r.finalist_of for r in records.trials.values()
-            if r.stage == Stage.FINALIST and r.status in ENDED and r.status != Status.LOST}
-    return [c for c in finalist_configs(records, settings) if c[FINALIST_KEY] not in done]
+    """The finalists' configurations that have no finished finalist trial yet (a resume trains only those); one
+    that a dead driver had started continues that trial (its record, from its newest checkpoint: CONTINUES_KEY)."""
+    finalists = [r for r in records.trials.values() if r.stage == Stage.FINALIST]
+    done = {r.finalist_of for r in finalists if r.status in ENDED and r.status != Status.LOST}
+    started = {r.finalist_of: r.trial_id for r in finalists if r.status not in ENDED}
+    return [{**c, **({CONTINUES_KEY: started[c[FINALIST_KEY]]} if c[FINALIST_KEY] in started else {})}
+            for c in finalist_configs(records, settings) if c[FINALIST_KEY] not in done]

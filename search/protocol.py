@@ -43,13 +43,14 @@ class Stage(StrEnum):
 # Keys a Tune config carries beside the hyperparameters; never passed to the model.
 BASELINE_KEY = "baseline"  # the name of a baseline trial
 FINALIST_KEY = "finalist_of"  # a finalist: the search trial whose configuration it retrains
+CONTINUES_KEY = "continues"  # a resumed finalist: the dead driver's finalist trial whose record and checkpoints it continues
 # Fault injection, for the fault tests and chaos drills: a baseline in a space file's SEARCH may carry
 # one. "raise" raises at the start of epoch FAULT_AT_EPOCH, "nan" turns the weights to NaN there, "lost"
 # ends the worker's process after uploading the epoch before's checkpoint and before reporting it.
 FAULT_KEY = "fault"
 FAULTS = ("raise", "nan", "lost")
 FAULT_AT_EPOCH = 2  # after one checkpointed epoch
-NOT_HYPERPARAMETERS = (BASELINE_KEY, FINALIST_KEY, FAULT_KEY)
+NOT_HYPERPARAMETERS = (BASELINE_KEY, FINALIST_KEY, CONTINUES_KEY, FAULT_KEY)
 
 
 def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

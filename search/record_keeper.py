@@ -13,7 +13,7 @@ from search import leaderboard
 from search.errors import exception_line
 from search.journal import Journal
 from search.pacing import Pacer
-from search.protocol import BASELINE_KEY, FINALIST_KEY, Stage, Status, split_config
+from search.protocol import BASELINE_KEY, CONTINUES_KEY, FINALIST_KEY, Stage, Status, split_config
 from search.retry import retry
 from search.rundir import RunDir
 from search.storage import Location
@@ -61,7 +61,7 @@ class RecordKeeper(tune.Callback):
 
     def _report(self, trial, result: dict) -> None:
         params, extras = split_config(trial.config)
-        self.records.report(trial.trial_id, params, extras.get(BASELINE_KEY, ""), result, stage=self.stage,
+        self.records.report(record_id(trial), params, extras.get(BASELINE_KEY, ""), result, stage=self.stage,
                             finalist_of=extras.get(FINALIST_KEY, ""))
 
     def _write(self, now: bool = True, must: bool = False) -> None:
@@ -116,25 +116,30 @@ class RecordKeeper(tune.Callback):
         self._write(now=result.get("checkpointed", True) or result.get("status") != Status.RUNNING)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.records.finish(trial.trial_id)
+        self.records.finish(record_id(trial))
         self._write()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         error = trial.get_error()
         self._report(trial, {})
         message = exception_line(str(error)) if error else "error (see Ray's logs)"
-        self.records.finish(trial.trial_id, error=message, status=failure_status(error))
+        self.records.finish(record_id(trial), error=message, status=failure_status(error))
         self._write()
 
     def on_experiment_end(self, trials, **info) -> None:
         # After a driver crash, Ray's saved state can lag: a trial the dead driver had started may be
         # unknown to the restored experiment, which samples a new trial in its place. Say so.
-        self.records.mark_lost(known={t.trial_id for t in trials}, stage=self.stage)
+        self.records.mark_lost(known={record_id(t) for t in trials}, stage=self.stage)
         if self.time_budget_s and time.monotonic() - self.started >= self.time_budget_s:
             for trial in trials:  # the budget ended them, and Tune tells no callback so: they stopped there
                 if trial.status == trial.TERMINATED:
-                    self.records.finish(trial.trial_id)
+                    self.records.finish(record_id(trial))
         self._write(must=True)
+
+
+def record_id(trial) -> str:
+    """The record a Tune trial reports into: its own, or the dead driver's finalist it continues."""
+    return trial.config.get(CONTINUES_KEY) or trial.trial_id
 
 
 def failure_status(error: BaseException | None) -> str:

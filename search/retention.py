@@ -42,7 +42,14 @@ class Owed:
 
     filesystem: pafs.FileSystem
     folder: str
-    named: str  # the latest checkpoint's folder name (checkpoint_000007): it and the newer ones stay; "": the newest
+    named: str  # the latest checkpoint's folder name (checkpoint_000007): it and the newer ones stay
+    ended: bool = False  # the trial ended: only the named one and the newest stay (a resumed trial's can differ)
+
+    def deletes(self, names: list[str]) -> list[str]:
+        """Of a trial's checkpoint folders, newest first, those this allows to delete."""
+        if self.ended:
+            return [n for n in names[1:] if n != self.named]
+        return [n for n in names if n < self.named]
 
 
 class RunOwned(tune.CheckpointConfig):
@@ -60,32 +67,35 @@ class Retention:
         self.first = True  # a new driver: sweep every trial once (a resumed run's leftovers)
         self.uploading: dict[str, Owed] = {}  # what the snapshot in flight allows, once stored
         self.owed: dict[str, Owed] = {}  # allowed by a stored snapshot, not yet deleted
-        self.ended_unnamed: set[str] = set()  # ended trials with no checkpoint named, swept once
+        self.ended: set[str] = set()  # trials swept once since they ended
         self.deleter = ThreadPoolExecutor(1, thread_name_prefix="checkpoint-retention")
         self.deleting: Future | None = None
 
     def taking(self, trials: list[Any]) -> None:
         """Step 2, just before a snapshot: each trial's list in Tune is cut to its latest checkpoint, and what that
-        allows is noted. A trial that ended with no checkpoint named (it resumed from an unregistered one, see
-        search.checkpoints) keeps its newest on storage."""
+        allows is noted. A trial that ended is swept once more, of all but its latest and its newest on storage:
+        a trial resumed from a newer checkpoint than Tune's latest (search.checkpoints) may end before it
+        registers another, and the newest holds what it trained (its folder is not listed here, in Tune's loop)."""
         for trial in trials:
             manager = trial.run_metadata.checkpoint_manager
             if not isinstance(manager.checkpoint_config, RunOwned):
                 continue
             latest = manager.latest_checkpoint_result
-            if latest is None:
-                if trial.status in (trial.TERMINATED, trial.ERROR) and trial.trial_id not in self.ended_unnamed:
-                    self.ended_unnamed.add(trial.trial_id)
-                    self.uploading[trial.trial_id] = Owed(trial.storage.storage_filesystem, trial.storage.trial_fs_path, "")
+            ended = trial.status in (trial.TERMINATED, trial.ERROR) and trial.trial_id not in self.ended
+            if ended:
+                self.ended.add(trial.trial_id)
+            elif latest is None or (len(manager._checkpoint_results) <= 1 and not self.first):
                 continue
-            if len(manager._checkpoint_results) <= 1 and not self.first:
+            if latest is None:
+                self.uploading[trial.trial_id] = Owed(trial.storage.storage_filesystem, trial.storage.trial_fs_path,
+                                                      "", ended=True)
                 continue
             manager._checkpoint_results = [latest]  # Tune's list, ordered by registration (no score attribute)
             trial.invalidate_json_state()
             trial.run_metadata.invalidate_cache()
             checkpoint = latest.checkpoint
             self.uploading[trial.trial_id] = Owed(checkpoint.filesystem, posixpath.dirname(checkpoint.path),
-                                                  posixpath.basename(checkpoint.path))
+                                                  posixpath.basename(checkpoint.path), ended)
         self.first = False
 
     def stored(self, wait: bool = False) -> None:
@@ -116,10 +126,8 @@ def _delete_older(owed: dict[str, Owed]) -> dict[str, Owed]:
     done = {}
     for trial_id, o in owed.items():
         try:
-            names = newer_first(o.filesystem, o.folder)
-            for name in names if o.named else names[1:]:
-                if not o.named or name < o.named:
-                    o.filesystem.delete_dir(posixpath.join(o.folder, name))
+            for name in o.deletes(newer_first(o.filesystem, o.folder)):
+                o.filesystem.delete_dir(posixpath.join(o.folder, name))
             done[trial_id] = o
         except OSError as e:
             log.warning("checkpoints of trial %s: not deleted yet (%s); tried again after the next snapshot",

@@ -22,6 +22,8 @@ from search.storage import Location, S3Path
 
 VAL_PREDICTIONS = "val_predictions.npy"  # in a finalist's last checkpoint: its softmax on the validation split
 T = TypeVar("T")
+CHECKPOINT_PREFIX = "checkpoint_"  # Tune's checkpoint folders in a trial's folder: checkpoint_000000, ...
+FINALISTS = "tune-finalists"  # the finalist stage's experiments: tune-finalists, then tune-finalists-2, ...
 CHECKPOINTS_KEPT = 2  # per trial: the latest a stored state names, and a newer one (search.retention); the disk check counts these
 
 
@@ -167,7 +169,7 @@ class RunDir:
 
     def finalists_tune(self) -> Location:
         """A new experiment folder for the finalist stage: tune-finalists, then tune-finalists-2, ... after a resume."""
-        names = ("tune-finalists", *(f"tune-finalists-{i}" for i in range(2, 1000)))
+        names = (FINALISTS, *(f"{FINALISTS}-{i}" for i in range(2, 1000)))
         return next(self.path / n for n in names if not storage.exists(self.path / n))
 
     @property
@@ -181,12 +183,15 @@ class RunDir:
         return FinalDir(self.path / ("final" if not extension else f"final-extend-{extension}"))
 
     def finalist_checkpoints(self, trial_id: str) -> list[Location]:
-        """A finalist trial's checkpoint folders, newest first, in whichever finalist experiment ran it."""
+        """A finalist's checkpoint folders, newest first, in whichever finalist experiments trained it (a resumed
+        one continues in the next: checkpoints.on_storage)."""
+        experiments = [n for n in storage.children(self.path) if n.startswith(FINALISTS)]
         found = []
-        for experiment in (n for n in storage.children(self.path) if n.startswith("tune-finalists")):
+        for experiment in sorted(experiments, key=finalist_order, reverse=True):
             trial = self.path / experiment / trial_id
-            found += [trial / n for n in storage.children(trial) if n.startswith("checkpoint_")]
-        return sorted(found, key=lambda where: where.name, reverse=True)
+            found += sorted((trial / n for n in storage.children(trial) if n.startswith(CHECKPOINT_PREFIX)),
+                            key=lambda where: where.name, reverse=True)
+        return found
 
     @property
     def final_ensemble(self) -> FinalDir:
@@ -208,3 +213,9 @@ class RunDir:
         if rank == 1 and self._extended() == [0] and not storage.exists(first.path):
             return first
         return FinalDir(self.path / f"final-rank-{rank}")
+
+
+def finalist_order(experiment: str) -> int:
+    """tune-finalists is the first finalist experiment, tune-finalists-K the K-th."""
+    suffix = experiment.removeprefix(FINALISTS).removeprefix("-")
+    return int(suffix) if suffix.isdigit() else 1

@@ -24,7 +24,7 @@ from ray import tune
 from search import checkpoints
 from search import params as schema
 from search.data import Volumes
-from search.protocol import BASELINE_KEY, METRIC, Plan, Status, split_config
+from search.protocol import BASELINE_KEY, CONTINUES_KEY, METRIC, Plan, Status, split_config
 
 DEFAULT_EPOCH_S = 0.05  # an epoch's sleep
 
@@ -55,8 +55,10 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
         tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
         return
     registered, last = tune.get_checkpoint(), params["epochs"]
-    newest = checkpoints.on_storage(registered)  # as run_trial resumes: from the newest on storage
+    newest = checkpoints.on_storage(registered, extras.get(CONTINUES_KEY, ""))  # as run_trial resumes: from the newest on storage
+    checkpoints.number_after(newest)
     known, first = (_epoch(registered) if registered else 0), (_epoch(newest[0]) + 1 if newest else 1)
+    trained_from = _state(newest[0]).get("resumed_from", 0) if newest else 0  # the attempt that trained the missed epochs
 
     def metrics_of(epoch: int) -> dict[str, Any]:
         return {**curve(params, epoch), "epoch": epoch, "status": Status.COMPLETED if epoch >= last else Status.RUNNING,
@@ -64,7 +66,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
                 "checkpointed": plan.checkpoint_at(epoch, last)}
 
     for epoch in range(known + 1, first):  # trained after the checkpoint Tune restored: Tune's iteration stays the epoch
-        tune.report({**metrics_of(epoch), "checkpointed": False})
+        tune.report({**metrics_of(epoch), "checkpointed": False, "resumed_from": trained_from})
     for epoch in range(first, last + 1):
         time.sleep(epoch_s)
         metrics = metrics_of(epoch)
@@ -72,13 +74,17 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
             tune.report(metrics)
             continue
         with tempfile.TemporaryDirectory() as directory:
-            (Path(directory) / "state.json").write_text(json.dumps({"epoch": epoch}))
+            (Path(directory) / "state.json").write_text(json.dumps({"epoch": epoch, "resumed_from": first - 1}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def _epoch(checkpoint: tune.Checkpoint) -> int:
+def _state(checkpoint: tune.Checkpoint) -> dict[str, Any]:
     with checkpoint.as_directory() as local:
-        return json.loads((Path(local) / "state.json").read_text())["epoch"]
+        return json.loads((Path(local) / "state.json").read_text())
+
+
+def _epoch(checkpoint: tune.Checkpoint) -> int:
+    return _state(checkpoint)["epoch"]
 
 
 def trainable(epoch_s: float = DEFAULT_EPOCH_S):

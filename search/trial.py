@@ -31,7 +31,7 @@ from search import params as schema
 from search import train as training
 from search.data import Volumes
 from search.errors import one_line
-from search.protocol import BASELINE_KEY, FAULT_AT_EPOCH, FAULT_KEY, METRIC, Plan, Status, split_config
+from search.protocol import BASELINE_KEY, CONTINUES_KEY, FAULT_AT_EPOCH, FAULT_KEY, METRIC, Plan, Status, split_config
 from search.retry import retry
 from search.rundir import VAL_PREDICTIONS
 
@@ -78,7 +78,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
         info["precision"] = keras.mixed_precision.global_policy().name
         if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there
             cap_memory(int(memory))
-        _fit_and_report(params, train, val, info, started, plan, extras.get(FAULT_KEY))
+        _fit_and_report(params, train, val, info, started, plan, extras.get(FAULT_KEY), extras.get(CONTINUES_KEY, ""))
     except Exception as e:  # noqa: BLE001 - any error of this configuration ends this trial only
         message = re.sub(r"\{\{.*?\}\}\s*", "", one_line(e))  # drop TF's {{function_node ...}} prefix
         out_of_memory = (isinstance(e, MemoryError) or type(e).__name__ in ("ResourceExhaustedError", "OutOfMemoryError")
@@ -89,10 +89,10 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
 
 
 def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: dict, started: float,
-                    plan: Plan, fault: str | None = None) -> None:
+                    plan: Plan, fault: str | None = None, continues: str = "") -> None:
     model, initial_epoch, seconds_before, history = None, 0, 0.0, []
     registered = tune.get_checkpoint()
-    newest = _load_newest(registered)
+    newest = _load_newest(registered, continues)
     if newest:  # resumed after a lost worker or driver: continue where the last epoch ended
         model, state = newest
         initial_epoch, seconds_before, history = state["epoch"], state["train_seconds"], state.get("history", [])
@@ -115,10 +115,12 @@ def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: 
                  steps_per_execution=plan.steps_per_execution)
 
 
-def _load_newest(registered: tune.Checkpoint | None) -> tuple[keras.Model, dict] | None:
+def _load_newest(registered: tune.Checkpoint | None, continues: str = "") -> tuple[keras.Model, dict] | None:
     """(model, state) of this trial's newest readable checkpoint on storage (search.checkpoints), or None if it has
     none; an unreadable one (its node died while saving it) is passed over for an older one."""
-    for checkpoint in checkpoints.on_storage(registered):
+    found = checkpoints.on_storage(registered, continues)
+    checkpoints.number_after(found)
+    for checkpoint in found:
         try:
             with checkpoint.as_directory() as local:
                 state = json.loads((Path(local) / "state.json").read_text())

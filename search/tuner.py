@@ -17,7 +17,7 @@ from ray import tune
 
 from search import leaderboard, policy, retention, storage
 from search.data import Volumes
-from search.record_keeper import RecordKeeper
+from search.record_keeper import RecordKeeper, record_id
 from search.resources import Resources
 from search.protocol import METRIC, Plan, Stage
 from search.provenance import DEFAULT_TRAINABLE
@@ -90,10 +90,10 @@ def finalists(records: leaderboard.Records, settings: Settings, train: Volumes, 
               ) -> leaderboard.Records:
     """The finalist stage: retrain the search's top configurations that have no finished finalist yet; all records.
 
-    A resumed run starts the unfinished finalists afresh in a new Tune experiment rather than restoring the
-    old one: Tune's restore of a stage killed right after a trial started can keep that trial in the
-    concurrency limiter's live set forever, and the search waits on it.
-    A finalist is at most max_epochs of one trial; the finished ones are kept, the dead driver's others show as lost.
+    A resumed run trains the unfinished finalists in a new Tune experiment rather than restoring the old one:
+    Tune's restore of a stage killed right after a trial started can keep that trial in the concurrency
+    limiter's live set forever, and the stage waits on it. Each continues the dead driver's finalist trial
+    (policy.unfinished_finalists): its record, its folder name, and its newest checkpoint (search.checkpoints).
     """
     configs = policy.unfinished_finalists(records, settings)
     if not configs:
@@ -128,9 +128,9 @@ def _run_config(run_dir: Location, name: str, stage: Stage, watchers: Watchers =
 
 
 def _trial_dirname(trial) -> str:
-    """A trial's folder in the experiment: its trial id, the name the leaderboard and TensorBoard show (Tune's
-    default is a long list of its parameters)."""
-    return trial.trial_id
+    """A trial's folder in the experiment: its record's trial id, the name the leaderboard and TensorBoard show
+    (Tune's default is a long list of its parameters); a continued finalist's is the one it continues."""
+    return record_id(trial)
 
 
 def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources,

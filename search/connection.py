@@ -6,10 +6,13 @@ Starting and stopping clusters is Ray's (`ray start`, `ray up`, KubeRay); this m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import signal
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +48,28 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backen
     if address:
         context = ray.init(address=address, runtime_env=env)
     else:
-        context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, runtime_env=env)
+        with sigterm_held():
+            context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, runtime_env=env)
     url = getattr(context, "dashboard_url", None)
     if url:
         print(dashboard_login_hint(f"http://{url}"), flush=True)
+
+
+@contextlib.contextmanager
+def sigterm_held() -> Iterator[None]:
+    """SIGTERM blocked in this thread while it starts a local Ray, so Ray's processes (GCS, raylet, and the workers
+    the raylet forks) inherit it blocked.
+
+    `timeout`, systemd's stop, Slurm's scancel and a batch system's time limit signal every process of the job, not
+    only the driver: unblocked, the local GCS would die with it, and the driver's clean stop (search.stopping) would
+    wait on a GCS that is gone. Held, only the driver acts on it; it saves, then ray.shutdown ends Ray's processes
+    (with SIGKILL where SIGTERM is held: about 3 s more at each run's end), and they die with the driver too
+    (Ray's fate-sharing). A cluster's processes are not the driver's children: nothing changes there."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def dashboard_login_hint(url: str, auth: bool | None = None) -> str:

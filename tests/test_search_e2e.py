@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import signal
 from datetime import datetime
 from pathlib import Path
 
@@ -16,13 +15,11 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 import numpy as np
 import pandas as pd
-import psutil
 import pytest
 
 from search import bridge, cli, leaderboard, report
-from search.protocol import Status
 from backends import skip_unless_installed
-from searching import SPACES, TERMINAL, finished_and_running, read_csv, run_in_process, search, start, wait_for
+from searching import SPACES, TERMINAL, read_csv, run_in_process, search
 
 TIME = "%Y-%m-%dT%H:%M:%S%z"  # run.json's timestamps (provenance.now)
 
@@ -336,84 +333,6 @@ def test_gpu_settings_reach_every_trial_and_mps_that_cannot_start_is_one_line(sm
 
 
 @pytest.mark.long
-def test_stopped_in_the_search_and_killed_in_the_finalist_stage_resume_loses_nothing_and_reruns_nothing(
-        small_data_file, tmp_path):
-    """SIGTERM to the driver alone (as `ray job stop`, Kubernetes or a batch scheduler sends it) with one search
-    trial finished and one running: it stops cleanly. Resume; SIGKILL the resumed driver and all it started (as a
-    crash would) with one finalist finished and one running; resume again: it stops what the dead driver's local
-    Ray left running. Nothing finished trains again, nothing is missing. (A SIGKILL mid-search, and a search
-    sampling on after it, is test_s3_run.py's multi-node test.)"""
-    run_dir = tmp_path / "stopped"
-    log = tmp_path / "driver.log"
-    driver = start(log, "run", str(SPACES / "interrupted.py"), "--data", str(small_data_file), "--results", str(tmp_path),
-                   "--name", "stopped")
-    wait_for(run_dir, driver, "a finished and a running trial", finished_and_running, log=log)
-    driver.send_signal(signal.SIGTERM)
-    assert driver.wait(timeout=120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
-    output = log.read_text()
-    assert output.splitlines()[-1] == (f"stopped by SIGTERM: Ray Tune's state and every finished trial are saved in "
-                                       f"{run_dir}. Continue with: python -m search resume {run_dir}")
-    assert "Traceback" not in output
-    before = leaderboard.Records.load(run_dir).trials
-    board = read_csv(run_dir / "leaderboard.csv")  # consistent with the records: every trial, one row each
-    assert sorted(board["trial_id"]) == sorted(before) and "running" in set(board["status"])
-    assert not json.loads((run_dir / "run.json").read_text()).get("search_ended")
-
-    def finalist_finished_and_running(trials: dict) -> dict | None:
-        return finished_and_running({t: r for t, r in trials.items() if r.stage == "finalist"})
-
-    log = tmp_path / "resume.log"
-    driver = start(log, "resume", str(run_dir))
-    before_finalists = wait_for(run_dir, driver, "a finished and a running finalist", finalist_finished_and_running, log=log)
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
-    info = json.loads((run_dir / "run.json").read_text())
-    assert info["search_ended"]
-    session = info["resumed"][0]["cluster"]["session"]
-    assert _orphans(session)  # the dead driver's local Ray left agents running, holding files in its session folder
-
-    result = _search("resume", str(run_dir))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert not _orphans(session)  # the resume stopped them
-    after = leaderboard.Records.load(run_dir).trials
-    searched = {t: r for t, r in after.items() if r.stage == "search"}
-    finalists = {t: r for t, r in after.items() if r.stage == "finalist" and r.status != Status.LOST}
-    assert len(searched) == 3 and {r.status for r in searched.values()} == {"completed"}, after  # none lost, none extra
-    assert len(finalists) == 2 and {r.status for r in finalists.values()} == {"completed"}, after
-    finalist_of = {r.finalist_of for r in finalists.values()}
-    assert len(finalist_of) == 2 and finalist_of <= set(searched)  # two search trials' configurations, once each
-    assert all(sorted(r.epochs) == [1, 2, 3] for r in finalists.values())
-    for trial_id, record in before.items():
-        if record.status == "completed":  # finished before the stop: not run again
-            assert after[trial_id].train_seconds == record.train_seconds and after[trial_id].epochs == record.epochs
-        else:  # stopped mid-run: continued from its checkpoint, its epochs kept
-            assert set(record.epochs) <= set(after[trial_id].epochs) and sorted(after[trial_id].epochs) == [1, 2, 3]
-            assert all(after[trial_id].epochs[e] == record.epochs[e] for e in record.epochs)
-    for trial_id, record in before_finalists.items():  # finished before the kill: not run again
-        assert after[trial_id].epochs == record.epochs and after[trial_id].train_seconds == record.train_seconds
-    for record in after.values():  # the dead driver's unfinished finalist trained again, its old row flagged
-        assert record.status != Status.LOST or (record.stage == "finalist" and "trained this finalist again" in record.error)
-    # Tune's iteration (ASHA's clock) is the epoch in every result of the search, resumed trials included.
-    results = [json.loads(line) for path in (run_dir / "tune").glob("*/result.json") for line in path.read_text().splitlines()]
-    assert len(results) == 3 * 3 and all(r["training_iteration"] == r["epoch"] for r in results)
-    best = json.loads((run_dir / "best.json").read_text())
-    assert best["stage"] == "finalist" and best["trial_id"] in finalists
-    assert (run_dir / "final" / "test_metrics.json").is_file()
-    assert len(json.loads((run_dir / "run.json").read_text())["resumed"]) == 2
-
-
-def _orphans(session: str) -> list[int]:
-    """Processes holding files in a Ray session's folder."""
-    return [p.pid for p in psutil.process_iter() if _holds_files_of(p, session)]
-
-
-def _holds_files_of(process: psutil.Process, session: str) -> bool:
-    try:
-        return any(session in f.path for f in process.open_files())
-    except (psutil.Error, OSError):
-        return False
-
-
 @pytest.mark.parametrize(
     "content, message",
     [

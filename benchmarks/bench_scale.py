@@ -5,7 +5,8 @@ Each measurement runs in a process of its own. The service is the real pipeline 
 ``run.start``: Tune, the study search, TPE, ASHA, RecordKeeper and its journal, the report writer, the
 watchers) with only the training replaced (search.synthetic.trainable passed in: a sleep and
 a learning curve per epoch, reporting and checkpointing as a trial does). Bare Tune runs the same
-synthetic trainable with the same TPE, ASHA, concurrency and checkpoint settings and none of our
+synthetic trainable with the same TPE, ASHA, concurrency and checkpoint frequency (and Tune's own retention,
+num_to_keep=2: the service keeps the same count by search.retention) and none of our
 callbacks. The space is benchmarks/scale_space.py (16 parameters, rungs at 1 and 3 of 9 epochs, 16 at
 once, --no-final). "s3" is SeaweedFS on loopback (tests/s3.py).
 
@@ -45,6 +46,7 @@ class Probe:
     OURS = (("search.tuner", "RecordKeeper", ("setup", "on_trial_result", "on_trial_complete", "on_trial_error",
                                               "on_experiment_end")),
             ("search.tuner", "StudySearch", ("save", "restore")),
+            ("search.retention", "Retention", ("taking", "stored")),
             ("search.report", None, ("write",)),
             ("search.watch", "TensorBoard", ("log_trial_start", "log_trial_result", "log_trial_end")),
             ("ray.tune.logger", "CSVLoggerCallback", ("log_trial_start", "log_trial_result", "log_trial_end")),

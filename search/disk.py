@@ -1,6 +1,6 @@
 """Whether the results disk can hold what a run keeps: refused up front, not when a checkpoint fails at hour three.
 
-What a run keeps is mostly checkpoints: Tune keeps each trial's last CHECKPOINTS_KEPT, each a model.keras
+What a run keeps is mostly checkpoints: a trial holds at most CHECKPOINTS_KEPT (search.retention), each a model.keras
 with the weights and Adam's two moments, 12 bytes per parameter. The model sizes are the caller's: the
 space's baselines and a few random draws (bridge.param_counts).
 """

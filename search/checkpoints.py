@@ -12,14 +12,12 @@ import posixpath
 import pyarrow.fs as pafs
 from ray import tune
 
-from search.rundir import CHECKPOINT_PREFIX, FINALISTS, finalist_order
+from search.rundir import CHECKPOINT_PREFIX, finalist_experiments
 
 
 def newer_first(filesystem: pafs.FileSystem, folder: str) -> list[str]:
     """The names of the checkpoint folders in a trial's folder, newest first (none if it is missing)."""
-    found = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    return sorted((posixpath.basename(i.path) for i in found
-                   if i.type == pafs.FileType.Directory and posixpath.basename(i.path).startswith(CHECKPOINT_PREFIX)), reverse=True)
+    return sorted((n for n in _entries(filesystem, folder) if n.startswith(CHECKPOINT_PREFIX)), reverse=True)
 
 
 def on_storage(registered: tune.Checkpoint | None, continues: str = "") -> list[tune.Checkpoint]:
@@ -34,7 +32,7 @@ def on_storage(registered: tune.Checkpoint | None, continues: str = "") -> list[
         filesystem, folders = storage.storage_filesystem, [storage.trial_fs_path]
         if continues:
             run_folder = posixpath.dirname(storage.experiment_fs_path)
-            folders += [posixpath.join(run_folder, e, continues) for e in finalist_experiments(filesystem, run_folder)]
+            folders += [posixpath.join(run_folder, e, continues) for e in finalist_experiments(_entries(filesystem, run_folder))]
     for folder in folders:
         try:
             names = newer_first(filesystem, folder)
@@ -45,11 +43,10 @@ def on_storage(registered: tune.Checkpoint | None, continues: str = "") -> list[
     return [registered] if registered else []
 
 
-def finalist_experiments(filesystem: pafs.FileSystem, run_folder: str) -> list[str]:
-    """The names of the run's finalist experiments, the newest first."""
-    found = filesystem.get_file_info(pafs.FileSelector(run_folder, allow_not_found=True))
-    names = [posixpath.basename(i.path) for i in found if i.type == pafs.FileType.Directory]
-    return sorted((n for n in names if n == FINALISTS or n.startswith(FINALISTS + "-")), key=finalist_order, reverse=True)
+def _entries(filesystem: pafs.FileSystem, folder: str) -> list[str]:
+    """The names of the folders in folder."""
+    found = filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    return [posixpath.basename(i.path) for i in found if i.type == pafs.FileType.Directory]
 
 
 def number_after(newest: list[tune.Checkpoint]) -> None:

@@ -185,9 +185,8 @@ class RunDir:
     def finalist_checkpoints(self, trial_id: str) -> list[Location]:
         """A finalist's checkpoint folders, newest first, in whichever finalist experiments trained it (a resumed
         one continues in the next: checkpoints.on_storage)."""
-        experiments = [n for n in storage.children(self.path) if n.startswith(FINALISTS)]
         found = []
-        for experiment in sorted(experiments, key=finalist_order, reverse=True):
+        for experiment in finalist_experiments(storage.children(self.path)):
             trial = self.path / experiment / trial_id
             found += sorted((trial / n for n in storage.children(trial) if n.startswith(CHECKPOINT_PREFIX)),
                             key=lambda where: where.name, reverse=True)
@@ -215,7 +214,11 @@ class RunDir:
         return FinalDir(self.path / f"final-rank-{rank}")
 
 
-def finalist_order(experiment: str) -> int:
-    """tune-finalists is the first finalist experiment, tune-finalists-K the K-th."""
-    suffix = experiment.removeprefix(FINALISTS).removeprefix("-")
-    return int(suffix) if suffix.isdigit() else 1
+def finalist_experiments(names: list[str]) -> list[str]:
+    """Of a run folder's entries, the finalist experiments, the newest first: tune-finalists is the first,
+    tune-finalists-K the K-th."""
+    def order(name: str) -> int:
+        suffix = name.removeprefix(FINALISTS).removeprefix("-")
+        return int(suffix) if suffix.isdigit() else 1
+
+    return sorted((n for n in names if n == FINALISTS or n.startswith(FINALISTS + "-")), key=order, reverse=True)

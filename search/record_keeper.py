@@ -28,8 +28,9 @@ class RecordKeeper(tune.Callback):
     a crash. The views (trials.json, leaderboard.csv, epochs.csv) are rewritten whole, which costs what the
     run holds: at most once per VIEWS_SPACING times their last write's duration (a bounded share of the
     driver however large the run grows) and once VIEWS_GROWTH more results arrived (a bounded cost per
-    result, however slow the driver gets), and always at the experiment's end. The report follows them. ``on_write`` is called after
-    each rewrite of the views. Trials that a time budget (time_budget_s) ended are recorded as stopped.
+    result, however slow the driver gets), and always at the experiment's end (search.pacing). The report
+    follows them: ``on_write`` is called after each rewrite of the views, with the count of results they
+    show. Trials that a time budget (time_budget_s) ended are recorded as stopped.
     """
 
     WRITE_EVERY_S = 1.0
@@ -38,7 +39,7 @@ class RecordKeeper(tune.Callback):
     PATIENCE_S = 300.0  # at the experiment's end, how long to keep trying a storage that does not answer
     RETRY_S = 5.0  # and how long to wait between those tries
 
-    def __init__(self, run_dir: Location, stage: Stage = Stage.SEARCH, on_write: Callable[[], None] | None = None,
+    def __init__(self, run_dir: Location, stage: Stage = Stage.SEARCH, on_write: Callable[[int], None] | None = None,
                  time_budget_s: float | None = None):
         self.run_dir = RunDir(run_dir).path
         self.stage = stage
@@ -48,9 +49,8 @@ class RecordKeeper(tune.Callback):
         self.records = leaderboard.Records()
         self.journal: Journal | None = None
         self.journaled = 0.0
-        self.views = Pacer(self.WRITE_EVERY_S, self.VIEWS_SPACING)  # when the views may be rewritten next
-        self.results = 0  # results folded in by this driver, and how many of them the views last showed
-        self.results_in_views = 0
+        self.views = Pacer(self.WRITE_EVERY_S, self.VIEWS_SPACING, self.VIEWS_GROWTH)  # when the views may be rewritten
+        self.results = 0  # results folded in by this driver
 
     def setup(self, **info) -> None:
         self.started = time.monotonic()
@@ -78,8 +78,7 @@ class RecordKeeper(tune.Callback):
             return
         try:
             self._journal(compact=False)
-            grown = self.results - self.results_in_views >= self.VIEWS_GROWTH * self.results
-            if grown and self.views.is_due():
+            if self.views.is_due(self.results):
                 self._views()
         except OSError as e:
             print(f"records: could not write them to {self.run_dir} ({exception_line(str(e))}); "
@@ -105,10 +104,9 @@ class RecordKeeper(tune.Callback):
         self.journaled = time.monotonic()
 
     def _views(self) -> None:
-        self.results_in_views = self.results
-        self.views.run(lambda: leaderboard.write(self.run_dir, self.records))
+        self.views.run(lambda: leaderboard.write(self.run_dir, self.records), self.results)
         if self.on_write:
-            self.on_write()
+            self.on_write(self.results)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.results += 1

@@ -163,7 +163,7 @@ def importance_section(run_dir: Location, study) -> str:
         return f"<p class='note'>No Optuna study in {RunDir(run_dir).study.name} yet.</p>"
     import optuna
 
-    finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))  # read, not changed
     try:
         with warnings.catch_warnings(record=True) as caught:  # its caveats go into the report, not the console
             warnings.simplefilter("always")

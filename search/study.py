@@ -9,6 +9,7 @@ gets a copy at each stage's end (export), and Tune's searcher state can carry on
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -106,7 +107,9 @@ def load(run_dir: Location) -> optuna.Study | None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     where = RunDir(run_dir)
     if where.study_local.is_file() or (where.study_sqlite is not None and where.study_sqlite.is_file()):
-        return _only_study(live_storage(where.path))
+        if not where.study_local.is_file():
+            live_storage(where.path)  # a run made before the journal: its SQLite study copied in once
+        return _only_study(_follower(str(where.study_local), where.study_local.stat().st_ino))
     if where.local or not storage.is_file(where.study):
         return None
     with tempfile.TemporaryDirectory() as directory:  # the bucket's copy, read into memory
@@ -119,6 +122,14 @@ def load(run_dir: Location) -> optuna.Study | None:
         in_memory = optuna.storages.InMemoryStorage()
         optuna.copy_study(from_study_name=study.study_name, from_storage=bucket_copy, to_storage=in_memory)
         return optuna.load_study(study_name=study.study_name, storage=in_memory)
+
+
+@functools.lru_cache(maxsize=4)
+def _follower(path: str, inode: int) -> JournalStorage:
+    """A reader of the journal at path: it replays the file once, then reads only the lines appended since, so a
+    report rewritten through a search pays for the new trials, not the whole study (0.6 s at 1,000 trials). A
+    file replaced whole (put_back) is a new inode, hence a new reader."""
+    return journal_storage(Path(path))
 
 
 def _only_study(storage_: JournalStorage) -> optuna.Study | None:

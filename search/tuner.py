@@ -62,11 +62,11 @@ def setup() -> None:
 class Watchers:
     """What the pipeline attaches to a stage: Tune callbacks (TensorBoard, CSV and JSON logs), OptunaSearch's
     ``storage`` and ``study_name`` (empty: an in-memory study), and a function called after each rewrite of the
-    records. A resumed experiment keeps those it was started with (Tune restores them with its state)."""
+    records, with the count of results they show. A resumed experiment keeps those it was started with (Tune restores them with its state)."""
 
     callbacks: tuple[tune.Callback, ...] = ()
     study: dict[str, Any] = field(default_factory=dict)
-    on_write: Callable[[], None] | None = None
+    on_write: Callable[[int], None] | None = None
 
 
 def search(space: Space, train: Volumes, val: Volumes, run_dir: Location, resources: Resources,

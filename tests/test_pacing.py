@@ -72,3 +72,16 @@ def test_the_report_writer_reads_its_period_when_made_and_a_bad_one_falls_back_w
         assert report.ReportWriter(tmp_path).pacer.every_s == 30.0
         assert capsys.readouterr().err.splitlines() == [
             f"report: ${report.EVERY_S_VARIABLE}={bad!r}: expected a number of seconds above 0; using 30"]
+
+
+def test_with_growth_a_rewrite_waits_until_what_it_shows_grew_by_that_fraction():
+    clock = Clock()
+    pacer = Pacer(every_s=1.0, spacing=20, growth=0.1, clock=clock)
+    shown = []
+    for count in range(1, 2001):  # a result a second: time alone would allow a rewrite at every one
+        clock.now += 1.0
+        if pacer.is_due(count):
+            pacer.run(lambda: shown.append(count), count)
+    assert shown[:3] == [1, 2, 3]  # small counts grow fast
+    assert all(later - earlier >= 0.1 * later for earlier, later in zip(shown, shown[1:]))
+    assert len(shown) < 100 and shown[-1] > 1800  # about log(2000) / log(1/0.9) rewrites, not 2000

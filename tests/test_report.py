@@ -81,23 +81,26 @@ def test_report_before_any_epoch_still_writes_a_page(tmp_path):
 
 def test_the_background_writer_throttles_and_a_failure_is_one_line(tmp_path, capfd, monkeypatch):
     """The first ask writes at once; the next waits the period $CONV3D_SEARCH_REPORT_EVERY_S sets (here 7200 s, above
-    both the default and the 3600 tests/conftest.py sets, so a writer that ignored it would be due sooner)."""
+    both the default and the 3600 tests/conftest.py sets, so a writer that ignored it would be due sooner), and
+    for GROWTH more results than the last page showed."""
     run_dir = _run_folder(tmp_path)
     monkeypatch.setenv(report.EVERY_S_VARIABLE, "7200")
     writer = report.ReportWriter(run_dir)
     asked = time.monotonic()
     assert not (run_dir / report.REPORT).exists()
-    writer.soon()
+    writer.soon(100)
     first_rewrite = writer.thread
     first_rewrite.join(60)
     first = (run_dir / report.REPORT).stat().st_mtime_ns
     assert "id='learning_curves'" in (run_dir / report.REPORT).read_text()
     assert writer.due >= asked + 7200
-    writer.soon()  # not due yet: no rewrite started, the page as it was
+    writer.soon(200)  # not due yet: no rewrite started, the page as it was
     assert writer.thread is first_rewrite and (run_dir / report.REPORT).stat().st_mtime_ns == first
-    (run_dir / "trials.json").write_text("{not json")  # a broken file must not raise into the search
     writer.due = 0.0
-    writer.soon()
+    writer.soon(100 + int(100 * report.ReportWriter.GROWTH))  # due, but the run has not grown enough since
+    assert writer.thread is first_rewrite
+    (run_dir / "trials.json").write_text("{not json")  # a broken file must not raise into the search
+    writer.soon(200)
     writer.thread.join(60)
     errors = capfd.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith("report: could not write") and "JSONDecodeError" in errors[0]

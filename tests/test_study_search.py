@@ -192,3 +192,23 @@ def test_a_run_made_before_the_journal_keeps_its_sqlite_study(tmp_path):
     elsewhere.mkdir()
     run_study.put_back(elsewhere, (run_dir / "optuna.db").read_bytes(), sqlite=True)
     assert len(optuna.load_study(study_name="run", storage=run_study.live_storage(elsewhere)).trials) == 3
+
+
+def test_the_reports_reader_follows_the_live_study_and_a_replaced_journal_is_read_afresh(tmp_path):
+    """study.load keeps one reader per journal file: it sees every trial told after its first read (so the
+    report never shows a stale study), and a journal replaced whole (put_back) is read from its first line."""
+    run_dir = tmp_path / "run"
+    live = optuna.create_study(study_name="run", storage=run_study.live_storage(run_dir), direction="maximize")
+    live.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    first = run_study.load(run_dir)
+    assert len(first.trials) == 2
+    live.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    again = run_study.load(run_dir)
+    assert again._storage is first._storage and [t.params for t in again.trials] == [t.params for t in live.trials]
+
+    other = tmp_path / "other"
+    shorter = optuna.create_study(study_name="run", storage=run_study.live_storage(other), direction="maximize")
+    shorter.optimize(lambda trial: trial.suggest_float("x", 5, 6), n_trials=1)
+    run_study.put_back(run_dir, run_study.snapshot(other))
+    replaced = run_study.load(run_dir)
+    assert replaced._storage is not first._storage and [t.params for t in replaced.trials] == [shorter.trials[0].params]

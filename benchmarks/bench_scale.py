@@ -11,7 +11,7 @@ callbacks. The space is benchmarks/scale_space.py (16 parameters, rungs at 1 and
 once, --no-final). "s3" is SeaweedFS on loopback (tests/s3.py).
 
 Printed per run: wall time against the minimum (epochs trained x epoch sleep / concurrency) and the
-service's ratio to bare Tune; for each tenth of the run (by trials proposed) the driver's CPU seconds per
+service's ratio to bare Tune, and the trial processes each started (_trial_processes); for each tenth of the run (by trials proposed) the driver's CPU seconds per
 trial, TPE's ask (OptunaSearch.suggest) per trial, and ours per trial (the CPU of every call into what the
 service adds to Tune's driver: Probe.OURS); the driver's peak memory; the run folder's size.
 Goals (issue 25): at 10,000 trials within 1.15x bare Tune, at 1,000 within 1.1x; ours per trial in the
@@ -108,6 +108,15 @@ class Probe:
         return time.process_time() - self.asks[-1][0]
 
 
+def _trial_processes() -> int:
+    """Trial actors (processes) Ray started in the run, from its state API: Tune reuses a trial's actor only when
+    another trial is already waiting for it, so trials that end together cost new processes, each a Python start
+    and Ray's imports (about 1.6 CPU-seconds here): the largest cost outside the driver, and its noise."""
+    from ray.util.state import list_actors
+
+    return sum(a.class_name == "ImplicitFunc" for a in list_actors(limit=100_000, raise_on_missing_output=False))  # a function trainable
+
+
 def _folder_size(where: str) -> int:
     from search import storage
 
@@ -140,7 +149,7 @@ def run_service(trials: int, results: str, epoch_s: float) -> dict:
     load_s = time.perf_counter() - loading
     epochs = sum(max(r.epochs, default=0) for r in records.trials.values())
     return {"wall_s": wall, "trials": len(records.trials), "epochs": epochs, "tenths": probe.tenths(), "tail_cpu_s": tail_cpu,
-            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "records_load_s": load_s,
+            "processes": _trial_processes(), "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "records_load_s": load_s,
             "folder_mib": _folder_size(str(summary.run_dir)) / 2**20}
 
 
@@ -187,7 +196,7 @@ def run_bare(trials: int, results: str, epoch_s: float) -> dict:
     tail_cpu = probe.after_last_ask()
     epochs = sum(int(r.metrics.get("epoch", 0)) for r in grid)
     return {"wall_s": wall, "trials": len(grid), "epochs": epochs, "tenths": probe.tenths(), "tail_cpu_s": tail_cpu,
-            "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "processes": _trial_processes(), "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "folder_mib": _folder_size(str(where)) / 2**20}
 
 
@@ -251,7 +260,8 @@ def _measure(kind: str, trials: int, storage: str, epoch_s: float, env: dict, fo
     log = folder / f"{kind}-{trials}-{storage}.log"
     results = (f"s3://runs/scale-{trials}-{int(time.time())}" if storage == "s3"
                else str(folder / f"runs-{kind}-{trials}"))
-    child_env = {**env, "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}  # bare Tune without its loggers too: Tune's machinery only
+    child_env = {**env, "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # bare Tune without its loggers too: Tune's machinery only
+                 "RAY_MAX_LIMIT_FROM_API_SERVER": "100000"}  # _trial_processes lists every actor the run had
     with open(log, "w") as console:
         subprocess.run([sys.executable, __file__, "--one", kind, "--trials", str(trials), "--results", results,
                         "--out", str(out), "--epoch-s", str(epoch_s)], env=child_env, stdout=console, stderr=subprocess.STDOUT, check=True, cwd=ROOT)
@@ -263,7 +273,7 @@ def _print(trials: int, storage: str, epoch_s: float, service: dict, bare: dict)
     for name, m in (("bare Tune", bare), ("service", service)):
         minimum = m["epochs"] * epoch_s / CONCURRENCY
         print(f"  {name:9s} {m['wall_s']:7.1f} s wall, minimum {minimum:6.1f} s ({m['wall_s'] / minimum:.2f}x), "
-              f"{m['trials']} trials, {m['epochs']} epochs, peak {m['peak_mib']:.0f} MiB, folder {m['folder_mib']:.1f} MiB, "
+              f"{m['trials']} trials, {m['epochs']} epochs, {m['processes']} trial processes, peak {m['peak_mib']:.0f} MiB, folder {m['folder_mib']:.1f} MiB, "
               f"driver CPU after the last proposal {m['tail_cpu_s']:.1f} s")
     print(f"  service / bare Tune: {service['wall_s'] / bare['wall_s']:.3f}x"
           f"  (goal: <= {1.15 if trials >= 10000 else 1.1}x); records load (resume) {service['records_load_s']:.2f} s")

@@ -96,7 +96,7 @@ class ReportWriter:
 
     EVERY_S = 30.0  # the default interval: a rewrite costs the driver about 1 CPU-second at 1,000 trials
     SPACING = 20
-    GROWTH = 0.1  # at 10,000 trials: a page per 1,000 more results
+    GROWTH = 0.1  # a page per 10 % more results: at 10,000 trials, about one per 1,000 more trials
 
     def __init__(self, run_dir: Location):
         self.run_dir = RunDir(run_dir).path

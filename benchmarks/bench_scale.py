@@ -14,8 +14,8 @@ Printed per run: wall time against the minimum (epochs trained x epoch sleep / c
 service's ratio to bare Tune, and the trial processes each started (_trial_processes); for each tenth of the run (by trials proposed) the driver's CPU seconds per
 trial, TPE's ask (OptunaSearch.suggest) per trial, and ours per trial (the CPU of every call into what the
 service adds to Tune's driver: Probe.OURS); the driver's peak memory; the run folder's size.
-Goals (issue 25): at 10,000 trials within 1.15x bare Tune, at 1,000 within 1.1x; ours per trial in the
-last tenth at most 1.5x the first tenth's.
+Goals (issues 25 and 35): at 10,000 trials within 1.15x bare Tune, at 1,000 within 1.1x (1.3x on SeaweedFS);
+ours per trial in the last tenth at most 1.5x the first tenth's.
 """
 
 from __future__ import annotations
@@ -279,7 +279,7 @@ def _print(trials: int, storage: str, epoch_s: float, service: dict, bare: dict)
               f"{m['trials']} trials, {m['epochs']} epochs, {m['processes']} trial processes, peak {m['peak_mib']:.0f} MiB, folder {m['folder_mib']:.1f} MiB, "
               f"driver CPU after the last proposal {m['tail_cpu_s']:.1f} s")
     print(f"  service / bare Tune: {service['wall_s'] / bare['wall_s']:.3f}x"
-          f"  (goal: <= {1.15 if trials >= 10000 else 1.1}x); records load (resume) {service['records_load_s']:.2f} s")
+          f"  (goal: <= {1.15 if trials >= 10000 else 1.3 if storage == 's3' else 1.1}x); records load (resume) {service['records_load_s']:.2f} s")
     print("  tenth:                 " + " ".join(f"{k + 1:6d}" for k in range(len(service["tenths"]))))
     for name, m in (("bare", bare), ("service", service)):
         print(f"  {name:8s} CPU ms/trial   " + " ".join(f"{t['cpu_per_trial'] * 1e3:6.1f}" for t in m["tenths"]))

@@ -8,6 +8,7 @@ import pytest
 import ray
 
 import search
+from search import synthetic
 from search.errors import UserError
 
 SPACE = '''SEARCH = {"samples": 1, "max_epochs": 2, "grace_period": 1, "finalists": 1}
@@ -28,8 +29,9 @@ def test_a_tiny_search_through_the_python_api(small_data_file, tmp_path):
     space.write_text(SPACE)
     announced = []
     try:
+        # The subject is the API, not training: the trials are synthetic; the final retrain and test are real Keras.
         result = search.start(space, on_run_dir=announced.append, data=str(small_data_file), results=tmp_path / "runs",
-                               name="api", resources=search.Resources(max_concurrent=2))
+                               name="api", resources=search.Resources(max_concurrent=2), trainable=synthetic.trainable())
     finally:
         ray.shutdown()
     run_dir = tmp_path / "runs" / "api"

@@ -111,7 +111,7 @@ class Probe:
 def _trial_processes() -> int:
     """Trial actors (processes) Ray started in the run, from its state API: Tune reuses a trial's actor only when
     another trial is already waiting for it, so trials that end together cost new processes, each a Python start
-    and Ray's imports (about 1.6 CPU-seconds here): the largest cost outside the driver, and its noise."""
+    and Ray's imports (about 1.7 CPU-seconds here, as docs/benchmarks.md measured): the largest cost outside the driver."""
     from ray.util.state import list_actors
 
     return sum(a.class_name == "ImplicitFunc" for a in list_actors(limit=100_000, raise_on_missing_output=False))  # a function trainable

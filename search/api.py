@@ -111,11 +111,12 @@ class Run:
         return report.write(self.path)
 
     def final(self, rank: int = 1, address: str | None = None, backend: str | None = None,
-              ensemble: int | None = None) -> Retrained:
+              ensemble: int | None = None, pareto: str | None = None) -> Retrained:
         """Retrain the configuration ranked `rank` on all training data and test it once (final-rank-K/); with
+        pareto="latency_ms<=1.5", instead the most accurate trial within those costs (final-pareto-TRIAL/); with
         ensemble=K, instead an ensemble of K selections among the finalists (search.ensemble), retrained and
         tested once into a new final-ensemble folder (its trial_id: the members', comma-separated)."""
         if ensemble is None:
-            return pipeline.final_for_rank(self.path, rank, address, backend)
+            return pipeline.final_for_rank(self.path, rank, address, backend, pareto)
         metrics, out = pipeline.final_ensemble(self.path, ensemble, address, backend)
         return Retrained(",".join(m["trial_id"] for m in metrics["members"]), metrics["accuracy"], out)

@@ -188,3 +188,38 @@ def _configure_torch(threads: int, gpus: float) -> None:
     torch.set_num_threads(threads)
     if 0 < gpus < 1 and torch.cuda.is_available():
         torch.cuda.set_per_process_memory_fraction(gpus)
+
+
+def device_name() -> str:
+    """What a worker computes on, for the record of a measured latency: "NVIDIA H100 80GB HBM3, jax" or
+    "AMD EPYC 9R14 (2 CPUs), tensorflow"."""
+    import keras
+
+    name = keras.backend.backend()
+    if _assigned().get("GPU"):
+        try:
+            if name == "jax":
+                import jax
+                return f"{jax.devices()[0].device_kind}, jax"
+            if name == "torch":
+                import torch
+                return f"{torch.cuda.get_device_name()}, torch"
+            import tensorflow as tf
+            gpu = tf.config.list_physical_devices("GPU")[0]
+            return f"{tf.config.experimental.get_device_details(gpu).get('device_name', 'GPU')}, tensorflow"
+        except Exception:  # noqa: BLE001 - a name is a label: never fail a trial for it
+            return f"GPU, {name}"
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "CPU")
+    except OSError:
+        import platform
+        model = platform.processor() or "CPU"
+    return f"{model} ({max(1, round(_assigned().get('CPU', 1.0)))} CPUs), {name}"
+
+
+def _assigned() -> dict[str, float]:
+    """The resources Ray assigned this worker (none outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_assigned_resources() if ray.is_initialized() else {}

@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     final.add_argument("run_dir", help="the run folder, or s3://bucket/prefix/RUN")
     _endpoint_flag(final)
     final.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
+    final.add_argument("--pareto", metavar="COST<=X",
+                       help='instead, the most accurate trial within costs, e.g. "latency_ms<=1.5,param_count<=2e5"')
     final.add_argument("--ensemble", type=_positive(int), metavar="K",
                        help="instead, an ensemble of K selections among the finalists, chosen on validation")
     final.add_argument("--address", help="Ray cluster address (default: as the run was started)")
@@ -303,8 +305,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_final(args: argparse.Namespace) -> int:
     from search import api
 
-    result = api.open_run(_where(args, args.run_dir)).final(args.rank, args.address, args.backend, args.ensemble)
-    what = f"ensemble of {result.trial_id}" if args.ensemble else f"rank {args.rank} ({result.trial_id})"
+    result = api.open_run(_where(args, args.run_dir)).final(args.rank, args.address, args.backend, args.ensemble,
+                                                             args.pareto)
+    what = (f"ensemble of {result.trial_id}" if args.ensemble else f"within {args.pareto} ({result.trial_id})"
+            if args.pareto else f"rank {args.rank} ({result.trial_id})")
     print(f"{what}: test accuracy {result.test_accuracy:.4f}; wrote {result.final_dir}")
     return 0
 
@@ -333,6 +337,8 @@ def _print_summary(summary) -> None:
     shown = (where.leaderboard_csv, where.epochs_csv, where.best_json, where.run_json, where.final.path)
     print("wrote " + ", ".join(str(path) for path in shown))
     print(_looking_hint(where.path))
+    if summary.front:
+        print(summary.front)
 
 
 def _looking_hint(run_dir) -> str:

@@ -1,7 +1,8 @@
 """The run's records: every trial's configuration, status and per-epoch metrics, as CSV leaderboards.
 
 Plain data, no Ray: the tuner feeds results in; the records rank themselves (``TrialRecord.rank_key``) and
-choose the finalists and the winner. The trials that changed go to the run's journal (search.journal, what
+choose the finalists and the winner: by validation accuracy, or in a multi-objective run by the Pareto front of
+accuracy and cost (search.objectives), its knee first. The trials that changed go to the run's journal (search.journal, what
 ``resume`` reads), and pandas writes the views: ``leaderboard.csv`` (one row per trial), ``epochs.csv`` (long
 format, one row per trial and epoch) and ``trials.json`` (the same records, machine-readable), each atomically.
 """
@@ -13,13 +14,15 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from search import objectives as goals
 from search import storage
 from search.errors import UserError
 from search.journal import Journal
 from search.params import PARAMS, validate
-from search.protocol import ENDED, TRAINED_CLEANLY, Stage, Status
+from search.protocol import ENDED, METRIC, TRAINED_CLEANLY, Stage, Status
 from search.rundir import RunDir
 from search.storage import Location
 
@@ -29,6 +32,8 @@ LEADERBOARD_COLUMNS = [
     "rank", "trial_id", "stage", "status", "best_val_accuracy", "best_epoch", "epochs_trained", "val_loss_at_best",
     "param_count", "train_seconds", "node", "baseline", "finalist_of", "error",
 ]
+# A multi-objective run's columns beside them: each cost, and the trial's place on the Pareto front.
+PARETO_COLUMNS = ["pareto", "pareto_rank", "flops", "latency_ms", "latency_device"]
 
 
 @dataclass
@@ -48,6 +53,9 @@ class TrialRecord:
     epochs: dict[int, dict[str, Any]] = field(default_factory=dict)
     stage: str = Stage.SEARCH
     finalist_of: str = ""  # a finalist: the search trial whose configuration it retrained at the full budget
+    flops: int | None = None  # of one view's forward pass (search.objectives.COSTS)
+    latency_ms: float | None = None  # per volume, measured where latency is an objective or a limit
+    latency_device: str = ""  # the device and backend latency_ms was measured on
 
     def nodes(self) -> str:
         """Where it ran, in order: "worker-1>worker-2" for a trial restarted on another node."""
@@ -70,6 +78,12 @@ class TrialRecord:
         if best is None or math.isnan(best[1]["val_accuracy"]):
             return group, 1, 0.0, 0, self.trial_id
         return group, 0, -best[1]["val_accuracy"], best[0], self.trial_id
+
+    def objective_row(self) -> dict[str, Any]:
+        """What the objectives read of this trial: its best validation accuracy and its costs."""
+        best = self.best()
+        return {METRIC: best[1][METRIC] if best else None, "param_count": self.param_count, "flops": self.flops,
+                "latency_ms": self.latency_ms}
 
 
 @dataclass(frozen=True)
@@ -95,8 +109,9 @@ class Pick:
 class Records:
     """All trials of a run, updated from each reported result and written out after each change."""
 
-    def __init__(self, trials: dict[str, TrialRecord] | None = None):
+    def __init__(self, trials: dict[str, TrialRecord] | None = None, objectives: goals.Objectives = goals.Objectives()):
         self.trials = trials or {}
+        self.objectives = objectives  # what ranks them (run.json's settings; accuracy alone by default)
         self.changed: set[str] = set()  # trial ids changed since the journal last took them (take_changed)
 
     def report(self, trial_id: str, params: dict[str, Any], baseline: str, result: dict[str, Any],
@@ -115,6 +130,9 @@ class Records:
         record.node = result.get("node") or record.node
         record.param_count = result.get("param_count", record.param_count)
         record.train_seconds = result.get("train_seconds", record.train_seconds)
+        record.flops = result.get("flops", record.flops)
+        record.latency_ms = result.get("latency_ms", record.latency_ms)
+        record.latency_device = result.get("latency_device", record.latency_device)
         self.changed.add(trial_id)
         epoch = int(result.get("epoch") or 0)
         if epoch > 0 and all(k in result for k in EPOCH_METRICS):
@@ -152,19 +170,74 @@ class Records:
                                 if stage == Stage.SEARCH else "its driver died; the resumed run trained this finalist again")
 
     def ranked(self) -> list[TrialRecord]:
-        """Every trial, best first (TrialRecord.rank_key): rank 1 is the winner, the best finalist where there are any."""
-        return sorted(self.trials.values(), key=TrialRecord.rank_key)
+        """Every trial, best first (TrialRecord.rank_key): rank 1 is the winner, the best finalist where there are any.
+
+        A multi-objective run ranks within the same groups by the Pareto front instead (front_places): the front
+        first, its knee at the top, then each member by its distance to the ideal point; then the next front."""
+        by_accuracy = sorted(self.trials.values(), key=TrialRecord.rank_key)
+        if not self.objectives.multi:
+            return by_accuracy
+        places = self.front_places()
+        far = (np.inf, np.inf)  # no place on a front (no epoch or no cost): after every trial that has one
+        return sorted(by_accuracy, key=lambda r: (r.rank_key()[0], places.get(r.trial_id, far)))
+
+    def front_places(self) -> dict[str, tuple[int, float]]:
+        """trial id -> (its Pareto rank from 1, its scaled distance to the ideal point) of a multi-objective run.
+
+        Finalists are sorted among finalists and search trials among search trials (a finalist measures its
+        configuration again, at the full budget). A trial is on a front once it has an epoch and all its costs,
+        unless it failed; the distance scales each objective to the range of its front's first layer (objectives.knee).
+        """
+        names, places = self.objectives.names, {}
+        for finalist in (True, False):
+            rows = {r.trial_id: self.objectives.values(r.objective_row()) for r in self.trials.values()
+                    if (r.stage == Stage.FINALIST) == finalist and r.epochs
+                    and r.status in (*TRAINED_CLEANLY, Status.RUNNING)}
+            rows = {tid: v for tid, v in rows.items() if v is not None}
+            if not rows:
+                continue
+            points = np.array(list(rows.values()))
+            ranks = goals.front_ranks(points, names)
+            distances = goals.distances(points, names, points[ranks == 1])
+            places.update({tid: (int(rank), float(d)) for tid, rank, d in zip(rows, ranks, distances)})
+        return places
 
     def finalists(self, count: int) -> list[TrialRecord]:
         """The top `count` search trials that trained cleanly: the configurations the finalist stage retrains."""
         clean = [r for r in self.ranked() if r.stage == Stage.SEARCH and r.epochs and r.status in TRAINED_CLEANLY]
         return clean[:count]
 
-    def pick(self, rank: int = 1) -> Pick:
-        """The trial ranked `rank` among those that trained (1: the winner); UserError if there is no such trial."""
+    def front(self, stage: str = Stage.SEARCH) -> list[TrialRecord]:
+        """A multi-objective run's Pareto front among one stage's trials, its knee first (empty for accuracy alone)."""
+        places = self.front_places() if self.objectives.multi else {}
+        on = [r for r in self.trials.values() if r.stage == stage and places.get(r.trial_id, (0,))[0] == 1]
+        return sorted(on, key=lambda r: (places[r.trial_id][1], r.rank_key()))
+
+    def front_line(self) -> str | None:
+        """The console's last line for a multi-objective run: the search front's size and its knee."""
+        front = self.front()
+        if not front:
+            return None
+        knee = front[0].objective_row()
+        shown = ", ".join(f"{n} {knee[n]:.4f}" if n == METRIC else f"{n} {goals.show(knee[n])}" for n in self.objectives.names)
+        return (f"Pareto front of {' against '.join(self.objectives.names)}: {len(front)} search trials; "
+                f"its knee {front[0].trial_id} ({shown})")
+
+    def pick(self, rank: int = 1, within: str | None = None) -> Pick:
+        """The trial ranked `rank` among those that trained (1: the winner); UserError if there is no such trial.
+
+        within (`final --pareto "latency_ms<=1.5"`): instead the most accurate trial whose costs meet it, a
+        finalist first as in the ranking (of a multi-objective run, that trial is on the front)."""
         trained = [r for r in self.ranked() if r.epochs]
         if not trained:
             raise UserError("no trial trained successfully; see leaderboard.csv for each trial's status")
+        if within is not None:
+            conditions = goals.parse_condition(within)
+            fitting = [r for r in sorted(trained, key=TrialRecord.rank_key)
+                       if r.status in (*TRAINED_CLEANLY, Status.RUNNING) and goals.meets(r.objective_row(), conditions)]
+            if not fitting:
+                raise UserError(f"--pareto {within!r}: no trained trial meets it (see the leaderboard's costs)")
+            trained, rank = fitting, 1
         if not 1 <= rank <= len(trained):
             raise UserError(f"--rank {rank} is out of range (the leaderboard has {len(trained)} trained trials)")
         record = trained[rank - 1]
@@ -182,30 +255,48 @@ class Records:
         return {tid: asdict(r) for tid, r in self.trials.items()}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Records:
+    def from_json(cls, data: dict[str, Any], objectives: goals.Objectives = goals.Objectives()) -> Records:
         trials = {}
         for tid, r in data.items():
             r = dict(r, epochs={int(e): m for e, m in r["epochs"].items()})
             trials[tid] = TrialRecord(**r)
-        return cls(trials)
+        return cls(trials, objectives)
 
     @classmethod
     def load(cls, run_dir: Location) -> Records:
         """The run's records: its journal replayed, or for a run made before the journal its trials.json
         (none before the first result)."""
         where = RunDir(run_dir)
+        aims = objectives_of(run_dir)
         journal = Journal(where.journal)
         if journal.exists():
-            return cls.from_json(journal.load())
+            return cls.from_json(journal.load(), aims)
         path = where.trials_json
-        return cls.from_json(json.loads(storage.read_text(path))) if storage.is_file(path) else cls()
+        return cls.from_json(json.loads(storage.read_text(path)), aims) if storage.is_file(path) else cls(objectives=aims)
+
+
+def objectives_of(run_dir: Location) -> goals.Objectives:
+    """What the run optimizes, as its run.json's settings say (accuracy alone for a run made before objectives)."""
+    from search.settings import Settings
+
+    path = RunDir(run_dir).run_json
+    if not storage.is_file(path):
+        return goals.Objectives()
+    try:
+        return Settings.from_json(json.loads(storage.read_text(path))["space"]["settings"]).goals()
+    except (ValueError, KeyError, TypeError, UserError):  # an unreadable run.json is provenance.read's to report
+        return goals.Objectives()
 
 
 def leaderboard(records: Records) -> pd.DataFrame:
     """One row per trial, in the records' ranking (Records.ranked), with its rank, outcome and hyperparameters."""
     rows = []
+    places = records.front_places() if records.objectives.multi else {}
     for rank, r in enumerate(records.ranked(), start=1):
         best = r.best()
+        place = places.get(r.trial_id)
+        pareto = {"pareto": bool(place and place[0] == 1), "pareto_rank": place[0] if place else None, "flops": r.flops,
+                  "latency_ms": r.latency_ms, "latency_device": r.latency_device} if records.objectives.multi else {}
         rows.append({
             "rank": rank,
             "trial_id": r.trial_id,
@@ -221,13 +312,17 @@ def leaderboard(records: Records) -> pd.DataFrame:
             "baseline": r.baseline,
             "finalist_of": r.finalist_of,
             "error": r.error,
+            **pareto,
             **r.params,
         })
+    columns = LEADERBOARD_COLUMNS + (PARETO_COLUMNS if records.objectives.multi else [])
     if not rows:
-        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
+        return pd.DataFrame(columns=columns)
     frame = pd.DataFrame(rows)
-    hyper = [c for c in PARAMS if c in frame.columns] + sorted(set(frame.columns) - set(PARAMS) - set(LEADERBOARD_COLUMNS))
-    return frame[LEADERBOARD_COLUMNS + hyper]
+    if records.objectives.multi:
+        frame["pareto_rank"] = frame["pareto_rank"].astype("Int64")  # blank where the trial has no place on a front
+    hyper = [c for c in PARAMS if c in frame.columns] + sorted(set(frame.columns) - set(PARAMS) - set(columns))
+    return frame[columns + hyper]
 
 
 def epochs(records: Records) -> pd.DataFrame:
@@ -254,8 +349,10 @@ def write(run_dir: Location, records: Records) -> pd.DataFrame:
 def table(board: pd.DataFrame, top: int | None = None) -> str:
     """A readable terminal table of the leaderboard's main columns and the hyperparameters that vary."""
     shown = board.head(top) if top else board
-    varying = [c for c in board.columns[len(LEADERBOARD_COLUMNS):] if board[c].astype(str).nunique() > 1]
-    columns = ["rank", "trial_id", "stage", "status", "best_val_accuracy", "best_epoch", "epochs_trained", "baseline",
-               "finalist_of", *varying]
+    pareto = [c for c in ("pareto", "pareto_rank", "param_count", "flops", "latency_ms") if "pareto" in board.columns]
+    hyper = board.columns[len(LEADERBOARD_COLUMNS) + (len(PARETO_COLUMNS) if pareto else 0):]
+    varying = [c for c in hyper if board[c].astype(str).nunique() > 1]
+    columns = ["rank", "trial_id", "stage", "status", "best_val_accuracy", "best_epoch", "epochs_trained", *pareto,
+               "baseline", "finalist_of", *varying]
     with pd.option_context("display.width", 200, "display.max_columns", None, "display.float_format", "{:.4g}".format):
         return shown[columns].to_string(index=False)

@@ -1,20 +1,24 @@
 """What a search proposes, how long each trial trains and what it keeps: the policy the engine (search.tuner) runs.
 
-TPE on the run's study with the seed baselines first, ASHA's rungs, each stage's checkpoint plan, and which
-configurations become the finalists. Nothing here runs an experiment.
+TPE on the run's study with the seed baselines first (told every objective), ASHA's rungs (sorting fronts in a
+multi-objective run: ParetoASHA), each stage's checkpoint plan, and which configurations become the finalists.
+Nothing here runs an experiment.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from typing import Any
 
+import numpy as np
 import optuna
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from search import leaderboard
+from search import objectives as goals
 from search.bridge import define_by_run
 from search.protocol import BASELINE_KEY, CONTINUES_KEY, ENDED, FINALIST_KEY, METRIC, Plan, Stage, Status
 from search.resources import Resources
@@ -106,9 +110,11 @@ def make_searcher(space: Space, run_dir: Location, resources: Resources, study: 
     # Optuna's INFO line per trial looks up the best trial, which costs O(trials) on a journal storage; the
     # console and the leaderboard say it anyway.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    searcher: Searcher = StudySearch(space=define_by_run(space), metric=METRIC, mode="max", sampler=sampler,
+    aims = settings.goals()  # a multi-objective study is told every objective, and the limits as constraints
+    metric, mode = (list(aims.names), aims.directions()) if aims.multi else (METRIC, "max")
+    searcher: Searcher = StudySearch(space=define_by_run(space), metric=metric, mode=mode, sampler=sampler,
                                      run_dir=RunDir(run_dir).path, carry_study=not RunDir(run_dir).local,
-                                     limit=settings.samples, **study)
+                                     limit=settings.samples, objectives=aims, **study)
     if extension:
         restore_searcher(searcher, RunDir(run_dir).search_tune(extension - 1))
         searcher.tell_unfinished(leaderboard.Records.load(run_dir))
@@ -124,9 +130,53 @@ def make_searcher(space: Space, run_dir: Location, resources: Resources, study: 
 
 
 def scheduler(settings: Settings) -> ASHAScheduler:
-    """ASHA on epochs (Tune's training_iteration: one result per epoch), as the settings size it."""
-    return ASHAScheduler(time_attr="training_iteration", max_t=settings.max_epochs, grace_period=settings.grace_period,
-                         reduction_factor=settings.reduction_factor, brackets=settings.brackets)
+    """ASHA on epochs (Tune's training_iteration: one result per epoch), as the settings size it; ParetoASHA in a
+    multi-objective run."""
+    asha = dict(time_attr="training_iteration", max_t=settings.max_epochs, grace_period=settings.grace_period,
+                reduction_factor=settings.reduction_factor, brackets=settings.brackets)
+    return ParetoASHA(settings.goals(), settings.rungs(), **asha) if settings.goals().multi else ASHAScheduler(**asha)
+
+
+class ParetoASHA(ASHAScheduler):
+    """ASHA whose rungs keep the top 1 / reduction_factor of the trials by non-dominated sorting of (accuracy so far,
+    each cost), within a front by NSGA-II's crowding distance (both ends first), instead of by accuracy alone (docs/design.md, "Early
+    stopping against cost").
+
+    Costs are known at a trial's first result (param_count and flops before training, latency_ms after epoch 1), so
+    a cheap trial is judged against what the others give for their cost: accuracy-only ASHA would stop the cheap end
+    of the front at the first rung, since small models learn slower and top out lower. One bracket (Settings).
+    """
+
+    def __init__(self, objectives: goals.Objectives, rungs: tuple[int, ...], **asha: Any):
+        super().__init__(**asha)
+        self.objectives = objectives
+        self.recorded: dict[int, dict[str, list[float]]] = {rung: {} for rung in rungs}  # rung -> trial -> values
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if self._time_attr not in result or result[self._time_attr] >= self._max_t:
+            return super().on_trial_result(tune_controller, trial, result)
+        epoch = result[self._time_attr]
+        values = self.objectives.values(result)
+        for rung in sorted(self.recorded, reverse=True):  # ASHA's order: the highest rung reached decides
+            recorded = self.recorded[rung]
+            if epoch < rung or trial.trial_id in recorded:
+                continue
+            if values is None:  # a result without its costs (a failed trial's): judged on nothing, as ASHA's None
+                return TrialScheduler.CONTINUE
+            keep = self.keeps(values, list(recorded.values()))
+            recorded[trial.trial_id] = values
+            if not keep:
+                self._num_stopped += 1
+                return TrialScheduler.STOP
+            break
+        return TrialScheduler.CONTINUE
+
+    def keeps(self, values: list[float], others: list[list[float]]) -> bool:
+        """Whether a trial reaching a rung with these objective values is among the top 1 / rf of everyone there."""
+        points, names = np.array([values, *others]), self.objectives.names
+        # By front, then by crowding within it (its ends first: the most accurate and the cheapest), then accuracy.
+        order = np.lexsort((-points[:, 0], -goals.crowding(points, names), goals.front_ranks(points, names)))
+        return int(np.flatnonzero(order == 0)[0]) < max(1, math.ceil(len(points) / self._reduction_factor))
 
 
 def asha_rungs(settings: Settings) -> tuple[int, ...]:
@@ -137,9 +187,12 @@ def asha_rungs(settings: Settings) -> tuple[int, ...]:
 def plan(settings: Settings, stage: Stage = Stage.SEARCH) -> Plan:
     """How the stage's trials checkpoint and step (finalists run without ASHA: no rungs, and keep their
     validation predictions for the ensemble)."""
-    return Plan(checkpoint_every=settings.checkpoint_every, rungs=asha_rungs(settings) if stage == Stage.SEARCH else (),
+    search = stage == Stage.SEARCH
+    return Plan(checkpoint_every=settings.checkpoint_every, rungs=asha_rungs(settings) if search else (),
                 keep_val_predictions=stage == Stage.FINALIST,  # the ensemble picks its members on them
-                steps_per_execution=settings.steps_per_execution)
+                steps_per_execution=settings.steps_per_execution,
+                limits=settings.limits if search else (),  # a finalist's configuration met them in the search
+                measure_latency=settings.goals().measures_latency())
 
 
 def finalist_configs(records: leaderboard.Records, settings: Settings) -> list[dict[str, Any]]:

@@ -72,6 +72,8 @@ class Plan:
     rungs: tuple[int, ...] = ()  # ASHA's milestones, in epochs
     steps_per_execution: int = 1  # batches per compiled call (Keras's compile option)
     keep_val_predictions: bool = False  # the last checkpoint also holds the softmax on validation (ensembles)
+    limits: tuple[tuple[str, float], ...] = ()  # costs a trial may not exceed (search.objectives): else infeasible
+    measure_latency: bool = False  # measure latency_ms after the first epoch (an objective or a limit)
 
     def checkpoint_at(self, epoch: int, last: int) -> bool:
         """Whether the trial saves a checkpoint after `epoch` (counted from 1) of its `last`."""

@@ -54,6 +54,7 @@ def write(run_dir: Location) -> Location:
                 run_dir, "parallel_coordinates", figures.parallel_coordinates(board),
                 f"the top {figures.PARALLEL_DRAWN} trained trials' hyperparameters (each axis scaled to its range) "
                 "and best validation accuracy")),
+            *([("Accuracy against cost", figures.pareto_section(run_dir, records))] if records.objectives.multi else []),
             ("Hyperparameter importance", figures.importance_section(run_dir, study)),
             ("Final test", _finals_html(run_dir, info) + figures.final_section(run_dir, final)
              + _ensemble_html(run_dir, RunDir(run_dir).final_ensemble.tested(), final)),

@@ -12,15 +12,18 @@ import io
 import warnings
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from search import leaderboard, storage
-from search.protocol import Stage, Status
+from search import objectives as goals
+from search.protocol import METRIC, Stage, Status
 from search.provenance import RunInfo
 from search.rundir import RunDir
 from search.storage import Location
 
-FIGURES = ("learning_curves", "parallel_coordinates", "importance", "confusion_matrix", "per_digit")
+FIGURES = ("learning_curves", "parallel_coordinates", "importance", "confusion_matrix", "per_digit", "pareto_front",
+           "hypervolume")
 STATUS_COLOURS = {Status.COMPLETED: "#2ca02c", Status.STOPPED: "#ff7f0e", Status.BASELINE: "#1f77b4",
                   Status.RUNNING: "#555555", Status.INFEASIBLE: "#bbbbbb", Status.DIVERGED: "#d62728",
                   Status.OOM: "#9467bd", Status.ERROR: "#8c564b", Status.LOST: "#e377c2"}
@@ -167,7 +170,8 @@ def importance_section(run_dir: Location, study) -> str:
     try:
         with warnings.catch_warnings(record=True) as caught:  # its caveats go into the report, not the console
             warnings.simplefilter("always")
-            importances = optuna.importance.get_param_importances(study)
+            importances = optuna.importance.get_param_importances(  # of accuracy, in a multi-objective study
+                study, target=(lambda t: t.values[0]) if len(study.directions) > 1 else None)
         caveats = sorted({str(w.message) for w in caught})
         caption += f" (Optuna: {' '.join(caveats)})" if caveats else ""
     except Exception as e:  # noqa: BLE001 - too few finished trials, nothing that varies: a note, not a failed report
@@ -181,6 +185,68 @@ def importance_section(run_dir: Location, study) -> str:
     ax.set_xlabel("importance (sums to 1)")
     ax.set_title(f"{len(finished)} finished trials of study '{study.study_name}'", fontsize=9)
     return embed(run_dir, "importance", figure, caption)
+
+
+def pareto_section(run_dir: Location, records: leaderboard.Records) -> str:
+    """A multi-objective run's front (accuracy against each cost) and its hypervolume as the trials came in."""
+    caption = ("validation accuracy against each cost of the search's trials: the Pareto front in colour (the line "
+               "joins it), dominated trials in grey, the configurations retrained as finalists ringed, the knee starred")
+    front = pareto_front(records)
+    curve = hypervolume_curve(records)
+    return (embed(run_dir, "pareto_front", front, caption)
+            + embed(run_dir, "hypervolume", curve, "the hypervolume of the search's front after each trial, in the "
+                    "order the trials started: the share of the box from (accuracy 0, each cost's worst or its limit) "
+                    "to (accuracy 1, cost 0) that the front dominates"))
+
+
+def _search_points(records: leaderboard.Records) -> tuple[list[leaderboard.TrialRecord], np.ndarray]:
+    """The search trials on a front (Records.front_places) in the order they started, and their objective values."""
+    places = records.front_places()
+    placed = [r for r in records.trials.values() if r.stage == Stage.SEARCH and r.trial_id in places]
+    return placed, np.array([records.objectives.values(r.objective_row()) for r in placed]).reshape(len(placed), -1)
+
+
+def pareto_front(records: leaderboard.Records):
+    placed, points = _search_points(records)
+    if not placed:
+        return None
+    names, places = records.objectives.names, records.front_places()
+    on = np.array([places[r.trial_id][0] == 1 for r in placed])
+    retrained = {r.finalist_of for r in records.trials.values() if r.stage == Stage.FINALIST}
+    ringed = np.array([r.trial_id in retrained for r in placed])
+    knee = records.front()[0].trial_id
+    figure = _new_figure(4.5 * len(names[1:]), 4)
+    for ax, (column, cost) in zip(np.atleast_1d(figure.subplots(1, len(names) - 1)), enumerate(names[1:], start=1)):
+        ax.scatter(points[~on, column], points[~on, 0], color="#bbbbbb", s=18, label="dominated")
+        order = np.argsort(points[on, column])
+        ax.plot(points[on, column][order], points[on, 0][order], "o-", color="#1f77b4", markersize=5, label="front")
+        ax.scatter(points[ringed, column], points[ringed, 0], s=110, facecolors="none", edgecolors="black",
+                   label="retrained as finalists")
+        k = next(i for i, r in enumerate(placed) if r.trial_id == knee)
+        ax.scatter([points[k, column]], [points[k, 0]], marker="*", s=220, color="#d62728", label="knee", zorder=3)
+        if points[:, column].min() > 0 and points[:, column].max() > 10 * points[:, column].min():
+            ax.set_xscale("log")
+        ax.set_xlabel(cost)
+        ax.set_ylabel(METRIC)
+        ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return figure
+
+
+def hypervolume_curve(records: leaderboard.Records):
+    placed, points = _search_points(records)
+    if len(placed) < 2:
+        return None
+    names, limits = records.objectives.names, dict(records.objectives.limits)
+    worst = [1.0, *(limits.get(n, points[:, i].max()) for i, n in enumerate(names[1:], start=1))]
+    volumes = [goals.hypervolume(points[:k], names, worst) for k in range(1, len(points) + 1)]
+    figure = _new_figure(7, 3.5)
+    ax = figure.subplots()
+    ax.plot(range(1, len(volumes) + 1), volumes, "o-", markersize=3)
+    ax.set_xlabel("search trials on a front, in the order they started")
+    ax.set_ylabel("hypervolume")
+    ax.grid(alpha=0.3)
+    return figure
 
 
 def final_section(run_dir: Location, final: dict[str, Any] | None) -> str:

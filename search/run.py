@@ -49,6 +49,7 @@ class Summary:
     best: Pick
     test_accuracy: float | None = None
     ensemble: dict[str, Any] | None = None  # the finalists' ensemble's test metrics (search.ensemble), if built
+    front: str | None = None  # a multi-objective run's Pareto front: its size and knee (Records.front_line)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +188,7 @@ def _finish(run_dir: Location, info: RunInfo, options: RunOptions, space: Space,
                 if options.final else None)
     provenance.mark(run_dir, info, "ended")  # after the final retrain and test: the run's whole wall time
     report.write_or_warn(run_dir)  # the finished run's pictures (rewritten while the search ran)
-    return Summary(run_dir, len(records.trials), best, accuracy, together)
+    return Summary(run_dir, len(records.trials), best, accuracy, together, records.front_line())
 
 
 def _ensemble(run_dir: Location, records: leaderboard.Records, val: data.Volumes, data_file: Path, size: int,
@@ -222,8 +223,10 @@ def final_ensemble(run_dir: Location, size: int, address: str | None = None,
 
 
 def final_for_rank(run_dir: Location, rank: int, address: str | None = None,
-                   keras_backend: str | None = None) -> Retrained:
-    """Retrain and test the configuration ranked `rank` on the leaderboard into final-rank-K/ (final/ for an untested winner).
+                   keras_backend: str | None = None, within: str | None = None) -> Retrained:
+    """Retrain and test the configuration ranked `rank` on the leaderboard into final-rank-K/ (final/ for an untested
+    winner); with `within` ("latency_ms<=1.5"), the most accurate trial within those costs into final-pareto-TRIAL/
+    (tested once: the same pick again reads its result).
 
     It trains under keras_backend, by default the backend the run was made with.
     """
@@ -232,9 +235,9 @@ def final_for_rank(run_dir: Location, rank: int, address: str | None = None,
     info = provenance.read(run_dir)
     options = dataclasses.replace(info.options, address=address or info.options.address)
     keras_backend = backend.choose(keras_backend or info.keras_backend)
-    chosen = leaderboard.Records.load(run_dir).pick(rank)
+    chosen = leaderboard.Records.load(run_dir).pick(rank, within)
     _connect(options, keras_backend)
-    out: FinalDir = RunDir(run_dir).final_for_rank(rank)
+    out: FinalDir = RunDir(run_dir).final_within(chosen.trial_id) if within else RunDir(run_dir).final_for_rank(rank)
     accuracy = final.test_once(chosen.params, info.data.path, out, options.resources)
     return Retrained(chosen.trial_id, accuracy, out.path)
 

@@ -206,6 +206,10 @@ class RunDir:
         names = ("final-ensemble", *(f"final-ensemble-{i}" for i in range(2, 1000)))
         return next(FinalDir(self.path / n) for n in names if not storage.exists(self.path / n))
 
+    def final_within(self, trial_id: str) -> FinalDir:
+        """final-pareto-TRIAL/: the trial `final --pareto` picked within a cost, tested once however often it is picked."""
+        return FinalDir(self.path / f"final-pareto-{trial_id}")
+
     def final_for_rank(self, rank: int = 1) -> FinalDir:
         """final/ for the winner; final-rank-K/ for another rank (or for rank 1 once final/ exists)."""
         first = self.final_of(0)  # only a run never extended: an extension's winner goes to final-extend-K/ or here

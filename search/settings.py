@@ -1,4 +1,5 @@
-"""Search settings: the optional ``SEARCH`` dict of a space file (budget, ASHA, split, seed, baselines, finalists).
+"""Search settings: the optional ``SEARCH`` dict of a space file (budget, ASHA, split, seed, baselines, finalists,
+objectives and limits).
 
 Every field is validated on construction; a bad value is a one-line UserError naming the key.
 """
@@ -11,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from search import objectives as goals
 from search.errors import UserError
 from search.params import PARAMS, PRESETS, validate
-from search.protocol import FAULT_KEY, FAULTS
+from search.protocol import FAULT_KEY, FAULTS, METRIC
 
 _INT_RANGES: dict[str, tuple[int, int | None]] = {
     "samples": (1, None),
@@ -63,6 +65,11 @@ class Settings:
     # Batches per compiled call (Keras's compile(steps_per_execution=...)): fewer Python round trips per
     # epoch, the point of it on a GPU, and no slower on a CPU.
     steps_per_execution: int = 8
+    # What the search optimizes (search.objectives): accuracy alone, or accuracy against costs such as
+    # ["val_accuracy", "param_count"] (the study then searches for their Pareto front), and hard limits on costs,
+    # {"param_count": 200_000, "latency_ms": 2.0}: a trial over one is infeasible.
+    objectives: tuple = (METRIC,)
+    limits: tuple = ()  # as (cost, the most it may be) pairs; SEARCH gives a dict
 
     def __post_init__(self) -> None:
         for key, (lo, hi) in _INT_RANGES.items():
@@ -84,6 +91,18 @@ class Settings:
         object.__setattr__(self, "baselines", tuple(
             b if isinstance(b, str) else tuple(b.items()) if isinstance(b, Mapping) else b for b in self.baselines))
         self.baseline_configs()  # validates each one
+        limits = self.limits
+        if isinstance(limits, tuple) and all(isinstance(kv, tuple) and len(kv) == 2 for kv in limits):
+            limits = dict(limits)  # as the settings keep them (and from_json reads them back)
+        aims = goals.parse(self.objectives, limits)
+        object.__setattr__(self, "objectives", aims.names)
+        object.__setattr__(self, "limits", aims.limits)
+        if aims.multi and self.brackets != 1:
+            raise _bad_setting("brackets", self.brackets, "must be 1 in a multi-objective search (its rungs sort fronts)")
+
+    def goals(self) -> goals.Objectives:
+        """What the search optimizes, and the limits on costs (search.objectives)."""
+        return goals.Objectives(self.objectives, self.limits)
 
     def tpe_startup_trials(self) -> int:
         """Random proposals before TPE models the results (startup_trials, else a third of samples, 2 to 10)."""
@@ -140,6 +159,7 @@ class Settings:
         values = {k: v for k, v in data.items() if k in known}
         values["baselines"] = tuple(b if isinstance(b, str) else tuple(tuple(kv) for kv in b)
                                     for b in values.get("baselines") or ())
+        values["limits"] = tuple(tuple(kv) for kv in values.get("limits") or ())
         return cls(**values)
 
 

@@ -17,6 +17,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search import leaderboard, storage
+from search import objectives as goals
 from search import study as run_study
 from search.errors import UserError
 from search.protocol import METRIC
@@ -43,12 +44,15 @@ class StudySearch(OptunaSearch):
     asked = 0  # trials proposed so far
     asked_when_saved = 0  # as the state last restored had it, before reconcile
     last_number: int | None = None  # the study's number of the last trial proposed
+    objectives = goals.Objectives()  # what the study is told of each trial (a run saved before objectives: accuracy)
 
-    def __init__(self, *args, run_dir: Location, carry_study: bool = True, limit: int | None = None, **kwargs):
+    def __init__(self, *args, run_dir: Location, carry_study: bool = True, limit: int | None = None,
+                 objectives: goals.Objectives = goals.Objectives(), **kwargs):
         super().__init__(*args, **kwargs)
         self.run_dir = run_dir
         self.carry_study = carry_study  # False for a local run: its optuna.journal is the study, and stays with it
         self.limit = limit
+        self.objectives = objectives
         self.last_number = -1
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
@@ -83,7 +87,16 @@ class StudySearch(OptunaSearch):
         run then write to a trial its live study had finished after Tune's last saved state (which raised)."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        super().on_trial_complete(trial_id, result, error)
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and result and self.objectives.limits:  # TPE reads these: over a limit is infeasible
+            for name, excess in self.objectives.constraints(result).items():
+                ot_trial.set_constraint(name, excess)
+        if ot_trial is not None and self.objectives.multi and (not result or self.objectives.values(result) is None):
+            # No costs (it could not be built, or failed before its first epoch): nothing to place on a front.
+            self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            self._completed_trials.add(trial_id)
+        else:
+            super().on_trial_complete(trial_id, result, error)
         # Told to the study: OptunaSearch keeps every trial it asked for, which every snapshot would pickle.
         self._ot_trials.pop(trial_id, None)
 
@@ -149,6 +162,8 @@ class StudySearch(OptunaSearch):
         for trial_id, ot_trial in list(self._ot_trials.items()):
             record = records.trials.get(trial_id)
             last = record.epochs[max(record.epochs)][METRIC] if record and record.epochs else None
+            if last is not None and self.objectives.multi:  # its costs beside its last accuracy
+                last = self.objectives.values({**record.objective_row(), METRIC: last})
             state = optuna.trial.TrialState.COMPLETE if last is not None else optuna.trial.TrialState.FAIL
             self._ot_study.tell(ot_trial, last, state=state, skip_if_finished=True)
             del self._ot_trials[trial_id]

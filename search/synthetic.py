@@ -2,7 +2,9 @@
 
 Each epoch is a short sleep and a deterministic learning curve computed from the configuration; it reports
 what ``search.trial.run_trial`` reports (statuses, every epoch's metrics, checkpoints at the plan's cadence,
-each a small state.json) and resumes from its newest checkpoint. ``trainable(epoch_s)`` is what the Python
+each a small state.json) and resumes from its newest checkpoint. Of the costs (search.objectives) it reports
+flops, and judges limits on them before training, as run_trial does; it builds no model, so param_count is 0
+and latency is not measured. ``trainable(epoch_s)`` is what the Python
 API and the pipeline take in place of the real trial; ``python -m search.synthetic [--epoch-s S] run|resume ...``
 is the command line with it (for the tests and the benchmark that need a process of their own). Every other
 part of a run is the one users run.
@@ -22,6 +24,7 @@ from typing import Any
 from ray import tune
 
 from search import checkpoints
+from search import objectives as goals
 from search import params as schema
 from search.data import Volumes
 from search.protocol import BASELINE_KEY, CONTINUES_KEY, METRIC, Plan, Status, split_config
@@ -53,6 +56,10 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
         params = schema.feasible(params)
     except schema.Infeasible as e:
         tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
+        return
+    info["flops"] = 2 * schema.forward_macs(params)
+    if refused := goals.Objectives(limits=plan.limits).over_limits(info):
+        tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": refused, "epoch": 0, **info})
         return
     registered, last = tune.get_checkpoint(), params["epochs"]
     newest = checkpoints.on_storage(registered, extras.get(CONTINUES_KEY, ""))  # as run_trial resumes: from the newest on storage

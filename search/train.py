@@ -6,7 +6,9 @@ Plain Keras ``model.fit`` on the uint8 volumes; the model decodes and augments o
 from __future__ import annotations
 
 import math
+import statistics
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,3 +88,26 @@ def evaluate(model: keras.Model, test: Volumes, batch_size: int = 256) -> tuple[
         "per_class_accuracy": {str(c): float(a) for c, a in enumerate(per_class)},
         "confusion_matrix": confusion.tolist(),
     }, predicted
+
+
+LATENCY_BATCH = 32  # volumes per predict call when latency is measured
+LATENCY_WARMUP, LATENCY_REPEATS = 3, 15
+
+
+def latency_ms(model: keras.Model, volumes: np.ndarray, batch: int = LATENCY_BATCH, repeats: int = LATENCY_REPEATS,
+               warmup: int = LATENCY_WARMUP) -> list[float]:
+    """Milliseconds per volume of model.predict_on_batch on `batch` volumes (with the model's own test-time
+    views), after `warmup` calls (tracing, allocation), once per repeat; the median is what a trial reports."""
+    x = np.resize(volumes, (batch, *volumes.shape[1:]))  # repeated rows if fewer volumes were given
+    for _ in range(warmup):
+        model.predict_on_batch(x)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.predict_on_batch(x)
+        times.append((time.perf_counter() - started) * 1000 / batch)
+    return times
+
+
+def median_latency_ms(model: keras.Model, volumes: np.ndarray) -> float:
+    return statistics.median(latency_ms(model, volumes))

@@ -27,6 +27,7 @@ import ray
 from ray import tune
 
 from search import backend, checkpoints
+from search import objectives as goals
 from search import params as schema
 from search import train as training
 from search.data import Volumes
@@ -73,8 +74,12 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
         except schema.Infeasible as e:  # reported at once, without training
             tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
             return
+        info["flops"] = 2 * schema.forward_macs(params)  # every report carries its costs (objectives, ASHA's rungs)
         keras.backend.clear_session()  # in an actor Tune reused (tuner.REUSE_ACTORS): drop the last trial's models
         backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0), precision=gpu[1], mps=gpu[0])
+        if refused := _over_size_limits(params, plan, info):  # before training, as an infeasible architecture
+            tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": refused, "epoch": 0, **info})
+            return
         info["precision"] = keras.mixed_precision.global_policy().name
         if memory and not assigned.get("GPU"):  # CUDA maps far more address space than memory: no cap there
             cap_memory(int(memory))
@@ -86,6 +91,18 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
         if out_of_memory and memory:
             message += f" (over its {memory / 2**30:.3g} GiB share)"
         tune.report({METRIC: 0.0, "status": Status.OOM if out_of_memory else Status.ERROR, "error": message, "epoch": 0, **info})
+
+
+def _over_size_limits(params: dict[str, Any], plan: Plan, info: dict) -> str | None:
+    """Why the configuration breaks a limit on its size (param_count, flops), or None; the built model's weights
+    are counted (into info) only where a limit asks for them: building it costs milliseconds."""
+    if not plan.limits:
+        return None
+    if "param_count" in dict(plan.limits):
+        from search.model import count_params
+
+        info["param_count"] = count_params(params)
+    return goals.Objectives(limits=plan.limits).over_limits(info)
 
 
 def _fit_and_report(params: dict[str, Any], train: Volumes, val: Volumes, info: dict, started: float,
@@ -170,6 +187,10 @@ class _ReportEachEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
+        if self.plan.measure_latency and "latency_ms" not in self.info and self.val is not None:
+            # Once per attempt, after its first epoch, on this worker's device (a resumed trial measures again).
+            self.info["latency_ms"] = training.median_latency_ms(self.model, self.val.x[:training.LATENCY_BATCH])
+            self.info["latency_device"] = backend.device_name()
         finite = all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "val_loss"))
         done = epoch + 1 >= self.params_["epochs"]
         metrics = {
@@ -183,6 +204,12 @@ class _ReportEachEpoch(keras.callbacks.Callback):
         }
         if not finite:  # stop here: a diverged model has nothing left to learn or to resume
             metrics["error"] = f"loss became {logs.get('loss')} at epoch {epoch + 1}"
+            self.model.stop_training = True
+            tune.report(metrics)
+            return
+        too_slow = goals.Objectives(limits=self.plan.limits).over_limits(metrics) if epoch == 0 else None
+        if too_slow:  # a latency limit, judged on the first epoch's measurement
+            metrics.update(status=Status.INFEASIBLE, error=too_slow)
             self.model.stop_training = True
             tune.report(metrics)
             return

@@ -43,6 +43,8 @@ class Source:
 def read(space: Space, run_dirs: Sequence[Location], data_sha256: str) -> list[Source]:
     """Every earlier run's trials that fit space, as Optuna trials; UserError (one line) for a run that is not
     a run folder, was made on other data, or has no trial that fits."""
+    if space.settings.goals().multi:
+        raise UserError(f"{space.path.name}: warm start tells TPE accuracies only; a multi-objective search starts cold")
     sources = []
     for run_dir in run_dirs:
         info = provenance.read(run_dir)

@@ -215,7 +215,8 @@ def device_name() -> str:
     except OSError:
         import platform
         model = platform.processor() or "CPU"
-    return f"{model} ({max(1, round(_assigned().get('CPU', 1.0)))} CPUs), {name}"
+    cpus = _assigned().get("CPU", len(os.sched_getaffinity(0)))  # outside Ray: this process's
+    return f"{model} ({max(1, round(cpus))} CPUs), {name}"
 
 
 def _assigned() -> dict[str, float]:

@@ -22,13 +22,14 @@ from search.provenance import RunInfo
 from search.rundir import RunDir
 from search.storage import Location
 
-FIGURES = ("learning_curves", "parallel_coordinates", "importance", "confusion_matrix", "per_digit", "pareto_front",
-           "hypervolume")
+FIGURES = ("learning_curves", "parallel_coordinates", "importance", "confusion_matrix", "per_digit")
+PARETO_FIGURES = ("pareto_front", "hypervolume")  # a multi-objective run's, beside those
 STATUS_COLOURS = {Status.COMPLETED: "#2ca02c", Status.STOPPED: "#ff7f0e", Status.BASELINE: "#1f77b4",
                   Status.RUNNING: "#555555", Status.INFEASIBLE: "#bbbbbb", Status.DIVERGED: "#d62728",
                   Status.OOM: "#9467bd", Status.ERROR: "#8c564b", Status.LOST: "#e377c2"}
 CURVES_DRAWN = 30  # trials whose learning curves are drawn as lines; the rest are a density
 PARALLEL_DRAWN = 200  # the top trials drawn in the parallel-coordinates figure
+HYPERVOLUME_POINTS = 100  # points of the hypervolume's curve, however many trials
 
 
 def _new_figure(width: float, height: float):
@@ -239,10 +240,11 @@ def hypervolume_curve(records: leaderboard.Records):
         return None
     names, limits = records.objectives.names, dict(records.objectives.limits)
     worst = [1.0, *(limits.get(n, points[:, i].max()) for i, n in enumerate(names[1:], start=1))]
-    volumes = [goals.hypervolume(points[:k], names, worst) for k in range(1, len(points) + 1)]
+    counts = np.unique(np.linspace(1, len(points), min(len(points), HYPERVOLUME_POINTS)).round().astype(int))
+    volumes = [goals.hypervolume(points[:k], names, worst) for k in counts]  # bounded: a large run draws 100 of them
     figure = _new_figure(7, 3.5)
     ax = figure.subplots()
-    ax.plot(range(1, len(volumes) + 1), volumes, "o-", markersize=3)
+    ax.plot(counts, volumes, "o-", markersize=3)
     ax.set_xlabel("search trials on a front, in the order they started")
     ax.set_ylabel("hypervolume")
     ax.grid(alpha=0.3)

@@ -66,7 +66,7 @@ def test_a_multi_objective_search_keeps_its_front_and_the_final_is_picked_from_i
 
 
 LIMITED = '''SEARCH = {
-    "samples": 1, "max_epochs": 2, "grace_period": 1, "finalists": 0, "max_concurrent": 3,
+    "samples": 1, "max_epochs": 2, "grace_period": 1, "finalists": 0, "max_concurrent": 1,  # one reused trial process
     "objectives": ["val_accuracy", "latency_ms"],
     "limits": {"param_count": 60_000, "latency_ms": 1e-6},  # every trained model is slower than a femtosecond
     "baselines": [{"name": "small", "blocks": 1, "filters": 4, "dense_units": 8, "padding": "same"},

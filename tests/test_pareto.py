@@ -7,10 +7,12 @@ import json
 
 import optuna
 import pytest
+import ray
 
+from search import cli, synthetic
 from search import study as run_study
 from search.leaderboard import Records
-from searching import SPACES, read_csv, run_in_process, search
+from searching import SPACES, read_csv, search
 from test_objectives import _brute_front
 
 TRAINED = ("completed", "stopped")
@@ -19,9 +21,16 @@ TRAINED = ("completed", "stopped")
 @pytest.mark.long
 def test_a_multi_objective_search_keeps_its_front_and_the_final_is_picked_from_it(small_data_file, tmp_path, capsys):
     # The subject is the pipeline: synthetic trials (they report FLOPs); the final retrain and test are real Keras.
-    argv = ["--data", str(small_data_file), "--results", str(tmp_path)]
-    assert run_in_process("run", str(SPACES / "pareto.py"), *argv[:2], *argv[2:], "--name", "mo", "--no-final",
-                          epoch_s=0.02) == 0
+    # Both commands run in this process and one Ray (the second joins the first's): a Ray start is the costly part.
+    try:
+        _checked(capsys, tmp_path, small_data_file)
+    finally:
+        ray.shutdown()
+
+
+def _checked(capsys, tmp_path, small_data_file) -> None:
+    assert cli.main(["run", str(SPACES / "pareto.py"), "--data", str(small_data_file), "--results", str(tmp_path),
+                     "--name", "mo", "--no-final"], trainable=synthetic.trainable(0.02)) == 0
     console = capsys.readouterr().out
     run_dir = tmp_path / "mo"
     board = read_csv(run_dir / "leaderboard.csv")
@@ -59,7 +68,7 @@ def test_a_multi_objective_search_keeps_its_front_and_the_final_is_picked_from_i
     fitting = board[board["status"].isin(TRAINED) & (board["flops"] <= bound)]
     fitting = fitting.sort_values(["stage", "best_val_accuracy"], ascending=[True, False])  # "finalist" < "search"
     expected = fitting.iloc[0]["trial_id"]
-    assert run_in_process("final", str(run_dir), "--pareto", f"flops<={bound}") == 0
+    assert cli.main(["final", str(run_dir), "--pareto", f"flops<={bound}"]) == 0
     assert f"within flops<={bound} ({expected}): test accuracy" in capsys.readouterr().out
     tested = json.loads((run_dir / f"final-pareto-{expected}" / "test_metrics.json").read_text())
     assert tested["params"] == records.pick(within=f"flops<={bound}").params and 0 <= tested["accuracy"] <= 1

@@ -227,7 +227,7 @@ class Records:
         """The trial ranked `rank` among those that trained (1: the winner); UserError if there is no such trial.
 
         within (`final --pareto "latency_ms<=1.5"`): instead the most accurate trial whose costs meet it, a
-        finalist first as in the ranking (of a multi-objective run, that trial is on the front)."""
+        finalist first as in the ranking (nothing more accurate meets the costs, so it is on its group's front)."""
         trained = [r for r in self.ranked() if r.epochs]
         if not trained:
             raise UserError("no trial trained successfully; see leaderboard.csv for each trial's status")

@@ -186,3 +186,11 @@ def test_crowding_gives_each_front_layer_its_ends_first():
     distance = objectives.crowding(points, names)
     assert np.isinf(distance[[0, 3, 4]]).all() and np.isfinite(distance[[1, 2]]).all()
     assert distance[1] == pytest.approx((0.9 - 0.79) / 0.4 + (100 - 48) / 90)
+
+
+def test_a_multi_objective_space_refuses_warm_start_in_one_line(tmp_path):
+    from search import bridge, warmstart
+    from searching import SPACES
+
+    with pytest.raises(UserError, match="pareto.py: warm start tells TPE accuracies only"):
+        warmstart.read(bridge.load_space(SPACES / "pareto.py"), [tmp_path], "sha")

@@ -98,11 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     final = commands.add_parser("final", help="retrain the K-th configuration of a run on all training data and test it once")
     final.add_argument("run_dir", help="the run folder, or s3://bucket/prefix/RUN")
     _endpoint_flag(final)
-    final.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
-    final.add_argument("--pareto", metavar="COST<=X",
-                       help='instead, the most accurate trial within costs, e.g. "latency_ms<=1.5,param_count<=2e5"')
-    final.add_argument("--ensemble", type=_positive(int), metavar="K",
-                       help="instead, an ensemble of K selections among the finalists, chosen on validation")
+    pick = final.add_mutually_exclusive_group()  # one pick per final
+    pick.add_argument("--rank", type=_positive(int), default=1, help="leaderboard rank (default 1)")
+    pick.add_argument("--pareto", metavar="COST<=X",
+                      help='instead, the most accurate trial within costs, e.g. "latency_ms<=1.5,param_count<=2e5"')
+    pick.add_argument("--ensemble", type=_positive(int), metavar="K",
+                      help="instead, an ensemble of K selections among the finalists, chosen on validation")
     final.add_argument("--address", help="Ray cluster address (default: as the run was started)")
     _backend_flag(final, "the run's, from run.json")
     return parser

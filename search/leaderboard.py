@@ -75,8 +75,8 @@ class TrialRecord:
         finalist, good = self.stage == Stage.FINALIST, self.status in (Status.RUNNING, Status.COMPLETED)
         group = 0 if finalist and good else 2 if finalist else 1
         best = self.best()
-        if best is None or math.isnan(best[1]["val_accuracy"]):
-            return group, 1, 0.0, 0, self.trial_id
+        if best is None or math.isnan(best[1]["val_accuracy"]) or self.status == Status.INFEASIBLE:
+            return group, 1, 0.0, 0, self.trial_id  # a latency limit refuses a trial after its first epoch
         return group, 0, -best[1]["val_accuracy"], best[0], self.trial_id
 
     def objective_row(self) -> dict[str, Any]:
@@ -227,8 +227,8 @@ class Records:
         """The trial ranked `rank` among those that trained (1: the winner); UserError if there is no such trial.
 
         within (`final --pareto "latency_ms<=1.5"`): instead the most accurate trial whose costs meet it, a
-        finalist first as in the ranking (nothing more accurate meets the costs, so it is on its group's front)."""
-        trained = [r for r in self.ranked() if r.epochs]
+        finalist first as in the ranking."""
+        trained = [r for r in self.ranked() if r.epochs and r.status != Status.INFEASIBLE]
         if not trained:
             raise UserError("no trial trained successfully; see leaderboard.csv for each trial's status")
         if within is not None:

@@ -79,8 +79,8 @@ def parse(objectives: Any, limits: Any) -> Objectives:
         objectives = list(objectives)
     if not isinstance(objectives, (list, tuple)) or not objectives:
         raise UserError(f"SEARCH['objectives']={objectives!r} must be a non-empty list of names (known: {', '.join(DIRECTIONS)})")
-    unknown = [n for n in objectives if n not in DIRECTIONS]
-    if unknown or len(set(objectives)) != len(objectives):
+    unknown = [n for n in objectives if not isinstance(n, str) or n not in DIRECTIONS]
+    if unknown or len(set(map(str, objectives))) != len(objectives):
         raise UserError(f"SEARCH['objectives']={list(objectives)!r}: each must be one of {', '.join(DIRECTIONS)}, once")
     if objectives[0] != METRIC:
         raise UserError(f"SEARCH['objectives']={list(objectives)!r} must start with {METRIC!r} (ASHA stops trials on it)")

@@ -155,6 +155,8 @@ class ParetoASHA(ASHAScheduler):
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         if self._time_attr not in result or result[self._time_attr] >= self._max_t:
             return super().on_trial_result(tune_controller, trial, result)
+        if result.get("status") == Status.INFEASIBLE:  # over a limit: it ends, and is no rung's point
+            return TrialScheduler.CONTINUE
         epoch = result[self._time_attr]
         values = self.objectives.values(result)
         for rung in sorted(self.recorded, reverse=True):  # ASHA's order: the highest rung reached decides

@@ -7,6 +7,7 @@ module is what makes a resumed or extended search propose as the interrupted one
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import tempfile
 from pathlib import Path
@@ -92,8 +93,13 @@ class StudySearch(OptunaSearch):
             for name, excess in self.objectives.constraints(result).items():
                 ot_trial.set_constraint(name, excess)
         if ot_trial is not None and self.objectives.multi and (not result or self.objectives.values(result) is None):
-            # No costs (it could not be built, or failed before its first epoch): nothing to place on a front.
-            self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            over = result and any(v > 0 for v in self.objectives.constraints(result).values())
+            if over:  # over a limit before a cost was measured: infeasible (TPE reads its constraint, not its values)
+                values = [result.get(n) if result.get(n) is not None else 0.0 if d == "max" else math.inf
+                          for n, d in zip(self.objectives.names, self.objectives.directions())]
+                self._ot_study.tell(ot_trial, values, skip_if_finished=True)
+            else:  # no costs (it could not be built, or failed before its first epoch): nothing to place on a front
+                self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             self._completed_trials.add(trial_id)
         else:
             super().on_trial_complete(trial_id, result, error)

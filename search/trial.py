@@ -187,7 +187,8 @@ class _ReportEachEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        if self.plan.measure_latency and "latency_ms" not in self.info and self.val is not None:
+        measured = self.plan.measure_latency and "latency_ms" not in self.info and self.val is not None
+        if measured:
             # Once per attempt, after its first epoch, on this worker's device (a resumed trial measures again).
             self.info["latency_ms"] = training.median_latency_ms(self.model, self.val.x[:training.LATENCY_BATCH])
             self.info["latency_device"] = backend.device_name()
@@ -207,8 +208,8 @@ class _ReportEachEpoch(keras.callbacks.Callback):
             self.model.stop_training = True
             tune.report(metrics)
             return
-        too_slow = goals.Objectives(limits=self.plan.limits).over_limits(metrics) if epoch == 0 else None
-        if too_slow:  # a latency limit, judged on the first epoch's measurement
+        too_slow = goals.Objectives(limits=self.plan.limits).over_limits(metrics) if measured else None
+        if too_slow:  # a latency limit, judged on each attempt's measurement (the first epoch's, or a resumed one's)
             metrics.update(status=Status.INFEASIBLE, error=too_slow)
             self.model.stop_training = True
             tune.report(metrics)

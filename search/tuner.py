@@ -55,9 +55,13 @@ def setup() -> None:
     # The loggers are the pipeline's (Watchers): Tune's automatic TensorBoard logger makes it print a
     # `tensorboard --logdir /tmp/ray/...` hint that points at a staging folder, not at the run folder.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    # Tune refuses a result without every metric the searcher reads; a multi-objective study reads the costs, which
-    # a trial that could not be built (or failed first) cannot report. StudySearch tells the study such a trial failed.
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+
+
+def _metric_check(settings: Settings) -> None:
+    """Tune refuses a result without every metric the searcher reads; a multi-objective study reads the costs, which
+    a trial that could not be built (or failed first) cannot report: StudySearch tells the study of such a trial."""
+    if settings.goals().multi:
+        os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     retention.install()
 
 
@@ -84,6 +88,7 @@ def resume_search(space: Space, train: Volumes, val: Volumes, run_dir: Location,
                   extension: int = 0, trainable: Trainable | None = None) -> leaderboard.Records:
     """The interrupted search stage (or extension) continued to its budget (see restore_tuner); every trial's
     record when it ends."""
+    _metric_check(space.settings)
     restore_tuner(run_dir, train, val, resources, space.settings, extension, trainable).fit()
     return leaderboard.Records.load(run_dir)
 
@@ -141,6 +146,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, re
     """A Tuner for the space's settings, storing Ray's experiment state under run_dir/tune (an extension's:
     RunDir.search_tune(extension)). An extension's ASHA starts afresh: it compares the new trials among themselves."""
     settings = space.settings
+    _metric_check(settings)
     return tune.Tuner(
         _trainable(trainable, train, val, resources, policy.plan(settings)),
         tune_config=tune.TuneConfig(

@@ -65,6 +65,7 @@ def test_limits_name_what_they_refuse_and_tell_optuna_the_excess():
     ({"objectives": ["val_accuracy", "speed"]}, "each must be one of"),
     ({"objectives": {"val_accuracy": "max", "param_count": "max"}}, "toward 'min'"),
     ({"limits": {"val_accuracy": 0.9}}, "limits are on costs"),
+    ({"objectives": ["val_accuracy", ["param_count"]]}, "each must be one of"),
     ({"limits": {"latency_ms": -1}}, "must be a number > 0"),
     ({"objectives": ["val_accuracy", "flops"], "brackets": 2}, "must be 1 in a multi-objective search"),
 ])
@@ -194,3 +195,34 @@ def test_a_multi_objective_space_refuses_warm_start_in_one_line(tmp_path):
 
     with pytest.raises(UserError, match="pareto.py: warm start tells TPE accuracies only"):
         warmstart.read(bridge.load_space(SPACES / "pareto.py"), [tmp_path], "sha")
+
+
+def test_a_trial_refused_on_latency_after_an_epoch_is_never_picked_nor_a_rungs_point():
+    records = Records()
+    for tid, accuracy, status in (("slow", 0.9, Status.INFEASIBLE), ("fine", 0.8, Status.COMPLETED)):
+        records.report(tid, {}, "", {"loss": 1, "accuracy": 0.5, "val_loss": 1, "val_accuracy": accuracy, "epoch": 1,
+                                     "status": status, "latency_ms": 3.0, "error": "latency_ms 3 > limit 2"})
+    assert [r.trial_id for r in records.ranked()] == ["fine", "slow"] and records.pick().trial_id == "fine"
+    scheduler = ParetoASHA(ACCURACY_AND_SIZE, (1,), time_attr="training_iteration", metric="val_accuracy", mode="max",
+                           max_t=9, grace_period=1, reduction_factor=3)
+    scheduler.on_trial_add(None, _Trial("slow"))
+    refused = {"training_iteration": 1, "val_accuracy": 0.9, "param_count": 10, "status": Status.INFEASIBLE}
+    assert scheduler.on_trial_result(None, _Trial("slow"), refused) == "CONTINUE" and not scheduler.recorded[1]
+
+
+def test_a_trial_over_a_limit_before_a_cost_was_measured_is_told_infeasible_not_failed(tmp_path):
+    import optuna
+
+    from search.study_search import StudySearch
+
+    aims = Objectives(("val_accuracy", "latency_ms"), (("param_count", 1000.0),))
+    searcher = StudySearch(space={"x": optuna.distributions.FloatDistribution(0, 1)}, metric=list(aims.names),
+                           mode=aims.directions(), run_dir=tmp_path, objectives=aims,
+                           sampler=optuna.samplers.RandomSampler(seed=0))
+    for trial_id, result in (("big", {"val_accuracy": 0.0, "param_count": 5000, "status": "infeasible"}),
+                             ("broken", {"val_accuracy": 0.0, "status": "error"})):
+        searcher.suggest(trial_id)
+        searcher.on_trial_complete(trial_id, result)
+    big, broken = searcher._ot_study.get_trials()
+    assert big.state == optuna.trial.TrialState.COMPLETE and big.constraints == {"param_count": 4.0}
+    assert broken.state == optuna.trial.TrialState.FAIL

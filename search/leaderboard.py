@@ -169,15 +169,16 @@ class Records:
                 record.error = ("its driver died before Ray saved this trial; the resumed search sampled another"
                                 if stage == Stage.SEARCH else "its driver died; the resumed run trained this finalist again")
 
-    def ranked(self) -> list[TrialRecord]:
+    def ranked(self, places: dict[str, tuple[int, float]] | None = None) -> list[TrialRecord]:
         """Every trial, best first (TrialRecord.rank_key): rank 1 is the winner, the best finalist where there are any.
 
         A multi-objective run ranks within the same groups by the Pareto front instead (front_places): the front
-        first, its knee at the top, then each member by its distance to the ideal point; then the next front."""
+        first, its knee at the top, then each member by its distance to the ideal point; then the next front.
+        places: front_places(), where the caller has them already."""
         by_accuracy = sorted(self.trials.values(), key=TrialRecord.rank_key)
         if not self.objectives.multi:
             return by_accuracy
-        places = self.front_places()
+        places = self.front_places() if places is None else places
         far = (np.inf, np.inf)  # no place on a front (no epoch or no cost): after every trial that has one
         return sorted(by_accuracy, key=lambda r: (r.rank_key()[0], places.get(r.trial_id, far)))
 
@@ -207,9 +208,11 @@ class Records:
         clean = [r for r in self.ranked() if r.stage == Stage.SEARCH and r.epochs and r.status in TRAINED_CLEANLY]
         return clean[:count]
 
-    def front(self, stage: str = Stage.SEARCH) -> list[TrialRecord]:
-        """A multi-objective run's Pareto front among one stage's trials, its knee first (empty for accuracy alone)."""
-        places = self.front_places() if self.objectives.multi else {}
+    def front(self, stage: str = Stage.SEARCH, places: dict[str, tuple[int, float]] | None = None) -> list[TrialRecord]:
+        """A multi-objective run's Pareto front among one stage's trials, its knee first (empty for accuracy alone);
+        places: front_places(), where the caller has them already."""
+        if places is None:
+            places = self.front_places() if self.objectives.multi else {}
         on = [r for r in self.trials.values() if r.stage == stage and places.get(r.trial_id, (0,))[0] == 1]
         return sorted(on, key=lambda r: (places[r.trial_id][1], r.rank_key()))
 
@@ -292,7 +295,7 @@ def leaderboard(records: Records) -> pd.DataFrame:
     """One row per trial, in the records' ranking (Records.ranked), with its rank, outcome and hyperparameters."""
     rows = []
     places = records.front_places() if records.objectives.multi else {}
-    for rank, r in enumerate(records.ranked(), start=1):
+    for rank, r in enumerate(records.ranked(places), start=1):
         best = r.best()
         place = places.get(r.trial_id)
         pareto = {"pareto": bool(place and place[0] == 1), "pareto_rank": place[0] if place else None, "flops": r.flops,
@@ -349,7 +352,7 @@ def write(run_dir: Location, records: Records) -> pd.DataFrame:
 def table(board: pd.DataFrame, top: int | None = None) -> str:
     """A readable terminal table of the leaderboard's main columns and the hyperparameters that vary."""
     shown = board.head(top) if top else board
-    pareto = [c for c in ("pareto", "pareto_rank", "param_count", "flops", "latency_ms") if "pareto" in board.columns]
+    pareto = ["pareto", "pareto_rank", "param_count", "flops", "latency_ms"] if "pareto" in board.columns else []
     hyper = board.columns[len(LEADERBOARD_COLUMNS) + (len(PARETO_COLUMNS) if pareto else 0):]
     varying = [c for c in hyper if board[c].astype(str).nunique() > 1]
     columns = ["rank", "trial_id", "stage", "status", "best_val_accuracy", "best_epoch", "epochs_trained", *pareto,

@@ -22,7 +22,7 @@ from search.protocol import METRIC
 DIRECTIONS = {METRIC: "max", "param_count": "min", "flops": "min", "latency_ms": "min"}
 COSTS = {
     "param_count": "weights of the built model, counted before training",
-    "flops": "floating-point operations of one view's forward pass (2 x params.forward_macs), before training",
+    "flops": "floating-point operations of one view's forward pass (params.flops), before training",
     "latency_ms": "milliseconds per volume of the trained model's predict, on the trial's own device (train.latency_ms)",
 }
 KNOWN_BEFORE_TRAINING = ("param_count", "flops")  # their limits refuse a trial before it trains

@@ -219,6 +219,12 @@ def forward_macs(params: Mapping[str, Any]) -> int:
     return macs
 
 
+def flops(params: Mapping[str, Any]) -> int:
+    """Floating-point operations of one view's forward pass: two per multiply-add (forward_macs), the cost
+    search.objectives calls "flops"."""
+    return 2 * forward_macs(params)
+
+
 def check(params: Mapping[str, Any]) -> str | None:
     """Cheap feasibility check (no TensorFlow): a human reason the architecture cannot be built, or None.
 

@@ -23,7 +23,6 @@ from search.rundir import RunDir
 from search.storage import Location
 
 FIGURES = ("learning_curves", "parallel_coordinates", "importance", "confusion_matrix", "per_digit")
-PARETO_FIGURES = ("pareto_front", "hypervolume")  # a multi-objective run's, beside those
 STATUS_COLOURS = {Status.COMPLETED: "#2ca02c", Status.STOPPED: "#ff7f0e", Status.BASELINE: "#1f77b4",
                   Status.RUNNING: "#555555", Status.INFEASIBLE: "#bbbbbb", Status.DIVERGED: "#d62728",
                   Status.OOM: "#9467bd", Status.ERROR: "#8c564b", Status.LOST: "#e377c2"}
@@ -192,30 +191,31 @@ def pareto_section(run_dir: Location, records: leaderboard.Records) -> str:
     """A multi-objective run's front (accuracy against each cost) and its hypervolume as the trials came in."""
     caption = ("validation accuracy against each cost of the search's trials: the Pareto front in colour (the line "
                "joins it), dominated trials in grey, the configurations retrained as finalists ringed, the knee starred")
-    front = pareto_front(records)
-    curve = hypervolume_curve(records)
+    places = records.front_places()  # once: both figures read them
+    front = pareto_front(records, places)
+    curve = hypervolume_curve(records, places)
     return (embed(run_dir, "pareto_front", front, caption)
             + embed(run_dir, "hypervolume", curve, "the hypervolume of the search's front after each trial, in the "
                     "order the trials started: the share of the box from (accuracy 0, each cost's worst or its limit) "
                     "to (accuracy 1, cost 0) that the front dominates"))
 
 
-def _search_points(records: leaderboard.Records) -> tuple[list[leaderboard.TrialRecord], np.ndarray]:
+def _search_points(records: leaderboard.Records, places: dict[str, tuple[int, float]]
+                   ) -> tuple[list[leaderboard.TrialRecord], np.ndarray]:
     """The search trials on a front (Records.front_places) in the order they started, and their objective values."""
-    places = records.front_places()
     placed = [r for r in records.trials.values() if r.stage == Stage.SEARCH and r.trial_id in places]
     return placed, np.array([records.objectives.values(r.objective_row()) for r in placed]).reshape(len(placed), -1)
 
 
-def pareto_front(records: leaderboard.Records):
-    placed, points = _search_points(records)
+def pareto_front(records: leaderboard.Records, places: dict[str, tuple[int, float]]):
+    placed, points = _search_points(records, places)
     if not placed:
         return None
-    names, places = records.objectives.names, records.front_places()
+    names = records.objectives.names
     on = np.array([places[r.trial_id][0] == 1 for r in placed])
     retrained = {r.finalist_of for r in records.trials.values() if r.stage == Stage.FINALIST}
     ringed = np.array([r.trial_id in retrained for r in placed])
-    knee = records.front()[0].trial_id
+    knee = records.front(places=places)[0].trial_id
     figure = _new_figure(4.5 * len(names[1:]), 4)
     for ax, (column, cost) in zip(np.atleast_1d(figure.subplots(1, len(names) - 1)), enumerate(names[1:], start=1)):
         ax.scatter(points[~on, column], points[~on, 0], color="#bbbbbb", s=18, label="dominated")
@@ -234,8 +234,8 @@ def pareto_front(records: leaderboard.Records):
     return figure
 
 
-def hypervolume_curve(records: leaderboard.Records):
-    placed, points = _search_points(records)
+def hypervolume_curve(records: leaderboard.Records, places: dict[str, tuple[int, float]]):
+    placed, points = _search_points(records, places)
     if len(placed) < 2:
         return None
     names, limits = records.objectives.names, dict(records.objectives.limits)

@@ -57,7 +57,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
     except schema.Infeasible as e:
         tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
         return
-    info["flops"] = 2 * schema.forward_macs(params)
+    info["flops"] = schema.flops(params)
     if refused := goals.Objectives(limits=plan.limits).over_limits(info):
         tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": refused, "epoch": 0, **info})
         return

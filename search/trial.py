@@ -74,7 +74,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
         except schema.Infeasible as e:  # reported at once, without training
             tune.report({METRIC: 0.0, "status": Status.INFEASIBLE, "error": str(e), "epoch": 0, **info})
             return
-        info["flops"] = 2 * schema.forward_macs(params)  # every report carries its costs (objectives, ASHA's rungs)
+        info["flops"] = schema.flops(params)  # every report carries its costs (objectives, ASHA's rungs)
         keras.backend.clear_session()  # in an actor Tune reused (tuner.REUSE_ACTORS): drop the last trial's models
         backend.configure(assigned.get("CPU", 1.0), assigned.get("GPU", 0.0), precision=gpu[1], mps=gpu[0])
         if refused := _over_size_limits(params, plan, info):  # before training, as an infeasible architecture

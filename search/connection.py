@@ -23,11 +23,15 @@ from search.errors import UserError
 # Before Tune reuses an actor (tuner.REUSE_ACTORS) it waits this long for the ended trial's thread to finish;
 # when its default, 2 s, ran out on a loaded machine it failed the next trial ("reuse requires reset_config()").
 WORKER_TUNE_ENV = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "60"}
+# "0" starts a local Ray without its dashboard: for batch jobs nobody watches (and the test suite), as it
+# costs a local Ray about 2 CPU-seconds more to start and 0.7 more per idle minute (docs/operations.md).
+DASHBOARD_VARIABLE = "CONV3D_SEARCH_DASHBOARD"
 
 
 def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backend: str = backend.DEFAULT,
             mps: bool = False) -> None:
-    """Start a local Ray (dashboard on dashboard_host) or join the cluster at address ("auto" for the local one).
+    """Start a local Ray (dashboard on dashboard_host, unless $CONV3D_SEARCH_DASHBOARD is "0") or join the
+    cluster at address ("auto" for the local one).
 
     Every worker process of this job gets KERAS_BACKEND=keras_backend (and the backend's other variables).
     With mps, a local Ray's GPU gets its MPS daemon now, before any worker creates a CUDA context (on a
@@ -49,7 +53,8 @@ def connect(address: str | None, dashboard_host: str = "127.0.0.1", keras_backen
         context = ray.init(address=address, runtime_env=env)
     else:
         with sigterm_held():
-            context = ray.init(include_dashboard=True, dashboard_host=dashboard_host, runtime_env=env)
+            context = ray.init(include_dashboard=os.environ.get(DASHBOARD_VARIABLE) != "0",
+                               dashboard_host=dashboard_host, runtime_env=env)
     url = getattr(context, "dashboard_url", None)
     if url:
         print(dashboard_login_hint(f"http://{url}"), flush=True)

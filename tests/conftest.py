@@ -17,6 +17,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 # The live report once, at a run's first result, then at its end: each rewrite in between costs the driver about
 # 2 CPU-seconds, and no test looks at those (test_report.py checks the throttle itself).
 os.environ.setdefault("CONV3D_SEARCH_REPORT_EVERY_S", "3600")
+# A local Ray without its dashboard: about 2 CPU-seconds less at each of the suite's 25-odd local Ray starts.
+# The end-to-end run and the whole-job SIGTERM test keep it (test_search_e2e.py, test_resume.py), and the
+# faults run watches a cluster's dashboard (test_faults.py).
+os.environ.setdefault("CONV3D_SEARCH_DASHBOARD", "0")
 
 
 def pytest_configure(config):

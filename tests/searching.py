@@ -12,11 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from search import leaderboard, protocol
+from search import connection, leaderboard, protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "tests" / "spaces"
 TERMINAL = protocol.ENDED  # the statuses a trial ends with
+# A driver's local Ray with its dashboard, as a user's is by default (tests/conftest.py turns it off elsewhere).
+WITH_DASHBOARD = {connection.DASHBOARD_VARIABLE: "1"}
 
 
 def read_csv(path, **options) -> pd.DataFrame:

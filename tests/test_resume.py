@@ -11,7 +11,7 @@ import psutil
 
 from search import leaderboard
 from search.protocol import Status
-from searching import SPACES, finished_and_running, read_csv, search, start, wait_for
+from searching import SPACES, WITH_DASHBOARD, finished_and_running, read_csv, search, start, wait_for
 
 EPOCH_S = 1.0  # interrupted.py: 3 epochs a trial, one trial at a time
 
@@ -25,7 +25,7 @@ def test_a_sigterm_to_the_whole_job_in_the_search_and_a_kill_in_the_finalists_re
     run_dir = tmp_path / "stopped"
     log = tmp_path / "driver.log"
     driver = start(log, "run", str(SPACES / "interrupted.py"), "--data", str(small_data_file), "--results", str(tmp_path),
-                   "--name", "stopped", synthetic_epoch_s=EPOCH_S)
+                   "--name", "stopped", env=WITH_DASHBOARD, synthetic_epoch_s=EPOCH_S)
     wait_for(run_dir, driver, "a finished and a running trial", finished_and_running, log=log)
     os.killpg(driver.pid, signal.SIGTERM)
     assert driver.wait(timeout=120) == 128 + signal.SIGTERM, log.read_text()[-3000:]
@@ -42,7 +42,7 @@ def test_a_sigterm_to_the_whole_job_in_the_search_and_a_kill_in_the_finalists_re
         return finished_and_running({t: r for t, r in trials.items() if r.stage == "finalist"})
 
     log = tmp_path / "resume.log"
-    driver = start(log, "resume", str(run_dir), synthetic_epoch_s=EPOCH_S)
+    driver = start(log, "resume", str(run_dir), env=WITH_DASHBOARD, synthetic_epoch_s=EPOCH_S)
     before_finalists = wait_for(run_dir, driver, "a finished and a running finalist", finalist_finished_and_running, log=log)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
@@ -52,7 +52,7 @@ def test_a_sigterm_to_the_whole_job_in_the_search_and_a_kill_in_the_finalists_re
     session = info["resumed"][0]["cluster"]["session"]
     assert _orphans(session)  # the dead driver's local Ray left agents running, holding files in its session folder
 
-    result = search("resume", str(run_dir), synthetic_epoch_s=EPOCH_S)
+    result = search("resume", str(run_dir), env=WITH_DASHBOARD, synthetic_epoch_s=EPOCH_S)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not _orphans(session)  # the resume stopped them
     after = leaderboard.Records.load(run_dir).trials

@@ -19,7 +19,7 @@ import pytest
 
 from search import bridge, cli, leaderboard, report
 from backends import skip_unless_installed
-from searching import SPACES, TERMINAL, read_csv, run_in_process, search
+from searching import SPACES, TERMINAL, WITH_DASHBOARD, read_csv, run_in_process, search
 
 TIME = "%Y-%m-%dT%H:%M:%S%z"  # run.json's timestamps (provenance.now)
 
@@ -37,7 +37,7 @@ def e2e_run(small_data_file, tmp_path_factory):
     """One real search of the tiny space (4 sampled trials, a baseline, 2 finalists, the final test): (result, run folder)."""
     results = tmp_path_factory.mktemp("e2e")
     # One trial at a time: ASHA then sees results in a fixed order, so its decisions are repeatable.
-    result = _search(*_run_args(small_data_file, results, "e2e", "--samples", "4", "--max-concurrent", "1"))
+    result = _search(*_run_args(small_data_file, results, "e2e", "--samples", "4", "--max-concurrent", "1"), env=WITH_DASHBOARD)
     return result, results / "e2e"
 
 
@@ -302,8 +302,9 @@ def test_a_time_budget_ends_the_search_before_its_sample_cap_and_the_run_goes_on
     assert info["ended"] and info["trainable"] == "search.synthetic:trainable(epoch_s=3)"
     searched_s = (datetime.strptime(info["search_ended"], TIME) - datetime.strptime(info["started"], TIME)).total_seconds()
     assert searched_s >= 30  # run.json's start is written before Tune's clock starts
+    # $CONV3D_SEARCH_DASHBOARD=0 (tests/conftest.py): its local Ray started without a dashboard.
+    assert "Dashboard:" not in capfd.readouterr().out
     # A resume with another trainable than the run's is one line, before Ray starts.
-    capfd.readouterr()  # the run's output
     assert cli.main(["resume", str(run_dir)]) == 2
     assert capfd.readouterr().err.strip() == (f"error: {run_dir}: the run trained with search.synthetic:trainable(epoch_s=3), "
                                               "not search.trial:run_trial")

@@ -55,6 +55,7 @@ def setup() -> None:
     # The loggers are the pipeline's (Watchers): Tune's automatic TensorBoard logger makes it print a
     # `tensorboard --logdir /tmp/ray/...` hint that points at a staging folder, not at the run folder.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    retention.install()
 
 
 def _metric_check(settings: Settings) -> None:
@@ -62,7 +63,6 @@ def _metric_check(settings: Settings) -> None:
     a trial that could not be built (or failed first) cannot report: StudySearch tells the study of such a trial."""
     if settings.goals().multi:
         os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    retention.install()
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Connecting to Ray: start a local Ray or join a cluster, with the job's worker environment; how to log in to
-the dashboard; and, on resume, clearing what a dead driver's local Ray left running.
+the dashboard; on resume, clearing what a dead driver's local Ray left running; and, in a trial, which node it is on.
 
 Starting and stopping clusters is Ray's (`ray start`, `ray up`, KubeRay); this module only joins one.
 """
@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import signal
+import socket
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,6 +131,15 @@ def reap_dead_driver(run_dir: Path, last: dict[str, Any]) -> None:
                 process.kill()
         except (psutil.Error, OSError):
             continue
+
+
+def where_am_i() -> dict[str, str]:
+    """In a trial: its Ray node's name (``ray start --node-name``; the host name where the name is just the IP) and IP."""
+    import ray
+
+    ip, node_id = ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id()
+    name = next((n["NodeName"] for n in ray.nodes() if n["NodeID"] == node_id), "")
+    return {"node": socket.gethostname() if not name or name == ip else name, "node_ip": ip}
 
 
 def facts(address: str | None) -> dict[str, Any]:

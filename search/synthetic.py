@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from ray import tune
 
-from search import checkpoints
+from search import checkpoints, connection
 from search import objectives as goals
 from search import params as schema
 from search.data import Volumes
@@ -51,7 +50,7 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
     """The trainable, with run_trial's signature; `train`, `val` and `gpu` are unused."""
     started = time.perf_counter()
     params, extras = split_config(config)
-    info = {"node": socket.gethostname(), BASELINE_KEY: extras.get(BASELINE_KEY) or "", "backend": "synthetic"}
+    info = {**connection.where_am_i(), BASELINE_KEY: extras.get(BASELINE_KEY) or "", "backend": "synthetic"}
     try:
         params = schema.feasible(params)
     except schema.Infeasible as e:

@@ -15,7 +15,6 @@ import math
 import os
 import re
 import resource
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 import ray
 from ray import tune
 
-from search import backend, checkpoints
+from search import backend, checkpoints, connection
 from search import objectives as goals
 from search import params as schema
 from search import train as training
@@ -51,20 +50,13 @@ def cap_memory(budget_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def node_name() -> str:
-    """The Ray node's name (``ray start --node-name``), or the host name where the name is just the IP."""
-    node_id = ray.get_runtime_context().get_node_id()
-    name = next((n["NodeName"] for n in ray.nodes() if n["NodeID"] == node_id), "")
-    return socket.gethostname() if not name or name == ray.util.get_node_ip_address() else name
-
-
 def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan = Plan(),
               gpu: tuple[bool, str] = (False, "float32")) -> None:
     """The trainable. `train`, `val`, `plan` and `gpu` (mps, precision) arrive once per node through Ray's
     object store (tune.with_parameters)."""
     started = time.perf_counter()
     assigned = ray.get_runtime_context().get_assigned_resources()
-    info = {"node": node_name(), "node_ip": ray.util.get_node_ip_address(), BASELINE_KEY: config.get(BASELINE_KEY) or "",
+    info = {**connection.where_am_i(), BASELINE_KEY: config.get(BASELINE_KEY) or "",
             "backend": keras.backend.backend()}
     params, extras = split_config(config)
     memory = assigned.get("memory")

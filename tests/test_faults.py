@@ -21,6 +21,7 @@ from clusters import LocalCluster, local_cluster
 from searching import SPACES, read_csv, records, start, tail, wait, wait_for
 
 CHROMIUM = shutil.which("chromium")
+LOST_WORKER_EPOCH_S = 1.5  # a synthetic trial's 4 epochs: time to catch one mid-run and lose its node
 
 
 @pytest.fixture
@@ -36,8 +37,10 @@ def _run_args(space: str, data: Path, results: Path, name: str, info: LocalClust
 
 @pytest.mark.long
 def test_a_lost_worker_node_costs_its_trials_no_checkpointed_epoch(ray_cluster, small_data_file, tmp_path):
+    """Synthetic trials (search.synthetic): the subject is Ray's and the pipeline's recovery, not the training."""
     log, run_dir = tmp_path / "driver.log", tmp_path / "lost-worker"
-    driver = start(log, *_run_args("steady.py", small_data_file, tmp_path, "lost-worker", ray_cluster), env=ray_cluster.env)
+    driver = start(log, *_run_args("steady.py", small_data_file, tmp_path, "lost-worker", ray_cluster), env=ray_cluster.env,
+                   synthetic_epoch_s=LOST_WORKER_EPOCH_S)
     victim = wait_for(run_dir, driver, "a trial mid-run", log=log, found=lambda trials: next(
         (r for r in trials.values() if r.status == "running" and r.epochs and max(r.epochs) < 4), None))
     dead = victim.node

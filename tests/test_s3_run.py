@@ -7,7 +7,8 @@ Optuna study is) is then SIGKILLed; another driver in another fresh directory an
 machine) resumes the run from the bucket alone, leaving none of the killed driver's trial actors running;
 a third reads it back with `leaderboard`, `report` and `final s3://... --rank 2` (beside final/, not over
 it), and pandas reads the leaderboard straight from the bucket, mid-run and after. This is also the test of
-a driver SIGKILLed and resumed on a multi-node cluster (test_faults.py has the other cluster faults).
+a driver SIGKILLed and resumed on a multi-node cluster (test_faults.py has the other cluster faults). Its search
+trains synthetically (search.synthetic); the final stage and `final` train and test real models.
 The preflight test checks the one-line refusals of a bucket that cannot be used, before Ray starts.
 """
 
@@ -35,17 +36,22 @@ from search import storage
 from search.protocol import Status
 from searching import SPACES, finished_and_running, read_csv, records, wait_for
 
+# A synthetic epoch about as long as a real one here: the 12 s outage starts after the first epoch and ends
+# before the third of the 3 trials (2 at a time) has finished, so the driver is killed mid-search.
+EPOCH_S = 3.0
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
                  "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
 
 
 def _cli(cwd: Path, cache: Path, *args: str, env: dict | None = None, log: Path | None = None,
          wait: bool = True, timeout: float = 400):
-    """`python -m search ARGS` in its own working directory and cache folder (a machine of its own, but for /tmp)."""
+    """`python -m search ARGS` in its own working directory and cache folder (a machine of its own, but for /tmp);
+    `run` and `resume` train synthetically (search.synthetic): the subject is the run folder in a bucket."""
     cwd.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "XDG_CACHE_HOME": str(cache), **(env or {})}
-    command = [sys.executable, "-m", "search", *args]
+    synthetic = ["search.synthetic", "--epoch-s", str(EPOCH_S)] if args[0] in ("run", "resume") else ["search"]
+    command = [sys.executable, "-m", *synthetic, *args]
     if not wait:
         return subprocess.Popen(command, cwd=cwd, env=full_env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                 start_new_session=True)

@@ -47,15 +47,15 @@ def start(log: Path, *args: str, env: dict | None = None, synthetic_epoch_s: flo
                             stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})})
 
 
-def run_in_process(*argv: str, epoch_s: float = 0.05) -> int:
-    """The CLI in this process with synthetic training (search.synthetic): its exit code. Ray is shut down after,
-    so the next test in this worker starts clean."""
+def run_in_process(*argv: str, epoch_s: float | None = 0.05) -> int:
+    """The CLI in this process with synthetic training (search.synthetic), or the real trial if epoch_s is None: its
+    exit code. Ray is shut down after, so the next test in this worker starts clean."""
     import ray
 
     from search import cli, synthetic
 
     try:
-        return cli.main(list(argv), trainable=synthetic.trainable(epoch_s))
+        return cli.main(list(argv), trainable=None if epoch_s is None else synthetic.trainable(epoch_s))
     finally:
         ray.shutdown()
 

@@ -12,7 +12,7 @@ import ray
 from search import cli, synthetic
 from search import study as run_study
 from search.leaderboard import Records
-from searching import SPACES, read_csv, search
+from searching import SPACES, read_csv, run_in_process
 from test_objectives import _brute_front
 
 TRAINED = ("completed", "stopped")
@@ -92,13 +92,14 @@ def space(hp):
 
 
 @pytest.mark.long
-def test_real_trials_refuse_size_before_training_and_latency_after_the_first_epoch(small_data_file, tmp_path):
+def test_real_trials_refuse_size_before_training_and_latency_after_the_first_epoch(small_data_file, tmp_path, capsys):
     space = tmp_path / "limited.py"
     space.write_text(LIMITED)
-    result = search("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "lim",
-                    "--no-final")
+    code = run_in_process("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "lim",
+                          "--no-final", epoch_s=None)  # real trials, the CLI in this process
     # Every trained model broke the latency limit: none may be picked, and the run says so in one line.
-    assert result.returncode == 2 and "error: no trial trained successfully" in result.stderr, result.stderr[-3000:]
+    error = capsys.readouterr().err
+    assert code == 2 and "error: no trial trained successfully" in error, error[-3000:]
     board = read_csv(tmp_path / "lim" / "leaderboard.csv").set_index("baseline")
     wide, small = board.loc["wide"], board.loc["small"]
     # The wide model's weights, counted from the built model, break the limit: no epoch trained.

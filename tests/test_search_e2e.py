@@ -42,7 +42,7 @@ def e2e_run(small_data_file, tmp_path_factory):
 
 
 @pytest.mark.xdist_group("e2e_run")
-def test_run_end_to_end(e2e_run, small_data_file):
+def test_run_end_to_end(e2e_run, small_data_file, capsys):
     result, run_dir = e2e_run
     tmp_path = run_dir.parent
     assert result.returncode == 0, result.stderr[-3000:]
@@ -94,8 +94,8 @@ def test_run_end_to_end(e2e_run, small_data_file):
     assert shown.returncode == 0 and len(shown.stdout.strip().splitlines()) == 4
     # `final --rank 2` (beside final/, not over it) is test_s3_run.py's; `final` on a local folder, the JAX test's.
     # A run folder is never reused.
-    again = _search(*_run_args(small_data_file, tmp_path, "e2e"))
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert cli.main(_run_args(small_data_file, tmp_path, "e2e")) == 2
+    assert "already exists" in capsys.readouterr().err
 
 
 @pytest.mark.xdist_group("e2e_run")
@@ -136,7 +136,7 @@ def test_the_finalists_ensemble_is_chosen_on_validation_tested_once_and_saved_as
 
 
 @pytest.mark.xdist_group("e2e_run")
-def test_a_finished_run_extended_goes_on_from_its_study_and_tests_again_in_new_folders(e2e_run, tmp_path):
+def test_a_finished_run_extended_goes_on_from_its_study_and_tests_again_in_new_folders(e2e_run, tmp_path, capsys):
     """resume --samples on a finished run (a copy of the module's): more trials, the same study and records,
     then the finalists and the final test over the whole run into new folders; nothing earlier is rewritten."""
     result, original = e2e_run
@@ -182,8 +182,8 @@ def test_a_finished_run_extended_goes_on_from_its_study_and_tests_again_in_new_f
     # An extension needs a search that ended: one line, before Ray starts.
     run["extensions"][0].pop("search_ended")
     (run_dir / "run.json").write_text(json.dumps(run))
-    refused = _search("resume", str(run_dir), "--time-budget", "60")
-    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+    assert cli.main(["resume", str(run_dir), "--time-budget", "60"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {run_dir}: its search has not ended; resume it without --samples or --time-budget first"]
 
 
@@ -256,20 +256,31 @@ def test_the_report_opens_in_a_headless_browser(e2e_run):
 
 
 @pytest.mark.long
-def test_run_under_jax_uses_it_in_every_trial_and_the_final(small_data_file, tmp_path):
+def test_a_run_under_jax_with_gpu_settings_uses_them_in_every_trial_and_the_final(small_data_file, tmp_path):
+    """--backend jax (what GPU workers run: the GPU machines have no TensorFlow) and --precision reach every trial,
+    and `final` retrains under the run's backend whatever $KERAS_BACKEND says; --mps where MPS cannot start (no
+    NVIDIA tools here) is one line, recorded, and the run goes on. Its one trial (2 epochs, no finalists: JAX
+    compiles each model anew, slowly on CPU) also uses the pose knobs (search.pose)."""
     skip_unless_installed("jax")
-    space = tmp_path / "small.py"  # one small trial of 2 epochs, no finalists: JAX compiles each model anew, slowly on CPU
+    space = tmp_path / "small.py"
     space.write_text('SEARCH = {"samples": 1, "max_epochs": 2, "grace_period": 2, "finalists": 0}\n\n'
                      'def space(hp):\n    hp.Fixed("input_mode", "occupancy")\n    hp.Fixed("padding", "same")\n'
-                     '    hp.Int("filters", 4, 8, step=4)\n    hp.Fixed("dense_units", 8)\n')
+                     '    hp.Int("filters", 4, 8, step=4)\n    hp.Fixed("dense_units", 8)\n'
+                     '    hp.Fixed("pose", "both")\n    hp.Fixed("train_views", 2)\n    hp.Fixed("tta_views", 2)\n')
     result = _search("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "jax",
-                     "--backend", "jax", "--no-final",
+                     "--backend", "jax", "--no-final", "--mps", "--precision", "mixed_bfloat16",
                      env={"KERAS_BACKEND": "tensorflow"})  # the flag wins over the environment
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "mps: off: nvidia-cuda-mps-control not found" in result.stdout
     run_dir = tmp_path / "jax"
-    assert json.loads((run_dir / "run.json").read_text())["backend"] == "jax"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["backend"] == "jax"
+    assert (info["options"]["mps"], info["options"]["precision"], info["cluster"]["mps"]) == (True, "mixed_bfloat16", False)
     assert _trial_backends(run_dir) == {"jax"}  # what keras.backend.backend() said inside each trial
-    assert (read_csv(run_dir / "leaderboard.csv")["epochs_trained"] == 2).all()
+    assert _trial_backends(run_dir, "precision") == {"mixed_bfloat16"}
+    board = read_csv(run_dir / "leaderboard.csv")
+    assert (board["status"] == "completed").all() and (board["epochs_trained"] == 2).all(), board[["status", "error"]]
+    assert board[["pose", "train_views", "tta_views"]].values.tolist() == [["both", 2, 2]]  # the knobs it ran with
     # `final` retrains under the run's backend, whatever the environment says.
     final = _search("final", str(run_dir), "--rank", "1", env={"KERAS_BACKEND": "tensorflow"})
     assert final.returncode == 0, final.stderr[-3000:]
@@ -310,30 +321,6 @@ def test_a_time_budget_ends_the_search_before_its_sample_cap_and_the_run_goes_on
                                               "not search.trial:run_trial")
 
 
-@pytest.mark.long
-def test_gpu_settings_reach_every_trial_and_mps_that_cannot_start_is_one_line(small_data_file, tmp_path):
-    """--precision reaches every trial; --mps where MPS cannot start (no NVIDIA tools here) is one line, recorded,
-    and the run goes on. Its trials also search the pose knobs (search.pose)."""
-    space = tmp_path / "gpu.py"
-    space.write_text('SEARCH = {"samples": 2, "max_epochs": 2, "grace_period": 2, "finalists": 0}\n\n'
-                     'def space(hp):\n    hp.Fixed("input_mode", "occupancy")\n    hp.Fixed("padding", "same")\n'
-                     '    hp.Fixed("filters", 4)\n    hp.Fixed("dense_units", 8)\n'
-                     '    hp.Choice("pose", ["as_is", "principal_axes", "both"])\n    hp.Int("train_views", 1, 2)\n'
-                     '    hp.Int("tta_views", 1, 2)\n')
-    result = _search("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "gpu",
-                     "--max-concurrent", "1", "--no-final", "--mps", "--precision", "mixed_bfloat16")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "mps: off: nvidia-cuda-mps-control not found" in result.stdout
-    run_dir = tmp_path / "gpu"
-    info = json.loads((run_dir / "run.json").read_text())
-    assert (info["options"]["mps"], info["options"]["precision"], info["cluster"]["mps"]) == (True, "mixed_bfloat16", False)
-    board = read_csv(run_dir / "leaderboard.csv")
-    assert len(board) == 2 and (board["status"] == "completed").all(), board[["status", "error"]]  # every pose trained
-    assert {"pose", "train_views", "tta_views"} <= set(board.columns)  # the knobs the trials ran with
-    assert _trial_backends(run_dir, "precision") == {"mixed_bfloat16"}
-
-
-@pytest.mark.long
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -344,14 +331,18 @@ def test_gpu_settings_reach_every_trial_and_mps_that_cannot_start_is_one_line(sm
     ],
     ids=["syntax-error", "no-space-function", "unsupported-hp", "empty-space"],
 )
-def test_bad_space_files_fail_in_one_line_before_ray(tmp_path, content, message):
+def test_bad_space_files_fail_in_one_line_before_ray(tmp_path, capsys, content, message):
+    """The CLI in this process (a traceback would fail the test); test_bad_flags_fail_in_one_line runs its own."""
+    import ray
+
     space = tmp_path / "broken.py"
     space.write_text(content)
-    result = _search("run", str(space), "--results", str(tmp_path / "results"))
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0] and "broken.py" in errors[0], result.stderr
-    assert "Traceback" not in result.stderr and "ray" not in result.stdout.lower()
+    assert cli.main(["run", str(space), "--results", str(tmp_path / "results")]) == 2
+    out, err = capsys.readouterr()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "broken.py" in errors[0], err
+    assert "Traceback" not in err
+    assert not ray.is_initialized() and "ray" not in out.lower()
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
 
 

@@ -1,5 +1,6 @@
 """Warm start (search.warmstart): an earlier run's trials told to TPE before it proposes, through the real
-pipeline with synthetic training (search.synthetic); a run that cannot warm-start another is one line."""
+pipeline with synthetic training (search.synthetic), the CLI in this process; a run that cannot warm-start another
+is one line."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from search.errors import UserError
 from search.leaderboard import Records
 from search.protocol import Stage, Status
 from search.resources import Resources
-from searching import ROOT, read_csv, search
+from searching import ROOT, read_csv, run_in_process
 
 pytestmark = pytest.mark.xdist_group("warmstart")  # one earlier run, shared by the file's tests
 
@@ -38,10 +39,9 @@ def _space(tmp_path, name: str, startup: int = 4, change: tuple[str, str] | None
 def earlier(small_data_file, tmp_path_factory):
     """A finished run of EARLIER synthetic trials of the scale space."""
     folder = tmp_path_factory.mktemp("earlier")
-    result = search("run", str(_space(folder, "scale")), "--data", str(small_data_file), "--results", str(folder),
-                    "--name", "earlier", "--samples", str(EARLIER), "--cpus-per-trial", "0.5", "--no-final",
-                    synthetic_epoch_s=SYNTHETIC_EPOCH_S)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert run_in_process("run", str(_space(folder, "scale")), "--data", str(small_data_file), "--results", str(folder),
+                          "--name", "earlier", "--samples", str(EARLIER), "--cpus-per-trial", "0.5", "--no-final",
+                          epoch_s=SYNTHETIC_EPOCH_S) == 0
     return folder / "earlier"
 
 
@@ -92,12 +92,13 @@ def test_fitting_trials_are_told_at_the_fidelity_they_reached_and_change_what_tp
         warmstart.read(space, [tmp_path], sha)
 
 
-def test_a_warm_started_run_says_what_it_was_told_and_an_unfitting_run_is_one_line(earlier, small_data_file, tmp_path):
+def test_a_warm_started_run_says_what_it_was_told_and_an_unfitting_run_is_one_line(earlier, small_data_file, tmp_path,
+                                                                                   capsys):
     space = _space(tmp_path, "scale")
-    result = search("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "warm",
-                    "--samples", "4", "--cpus-per-trial", "0.5", "--no-final", "--warm-start", str(earlier), synthetic_epoch_s=SYNTHETIC_EPOCH_S)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"warm start: told TPE {EARLIER} trials of {earlier} (0 did not fit the space)" in result.stdout
+    assert run_in_process("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "warm",
+                          "--samples", "4", "--cpus-per-trial", "0.5", "--no-final", "--warm-start", str(earlier),
+                          epoch_s=SYNTHETIC_EPOCH_S) == 0, capsys.readouterr().err[-3000:]
+    assert f"warm start: told TPE {EARLIER} trials of {earlier} (0 did not fit the space)" in capsys.readouterr().out
     run_dir = tmp_path / "warm"
     info = json.loads((run_dir / "run.json").read_text())
     assert info["options"]["warm_start"] == [str(earlier)]
@@ -109,8 +110,7 @@ def test_a_warm_started_run_says_what_it_was_told_and_an_unfitting_run_is_one_li
     assert sum("warm_start_trial_id" in t.user_attrs for t in study.trials) == EARLIER and len(study.trials) == EARLIER + 4
 
     unfitting = _space(tmp_path, "valid", change=('hp.Fixed("padding", "same")', 'hp.Fixed("padding", "valid")'))
-    result = search("run", str(unfitting), "--data", str(small_data_file), "--results", str(tmp_path),
-                    "--warm-start", str(earlier), synthetic_epoch_s=SYNTHETIC_EPOCH_S)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == f"error: {earlier}: none of its {EARLIER} search trials fits valid.py", result.stderr
+    assert run_in_process("run", str(unfitting), "--data", str(small_data_file), "--results", str(tmp_path),
+                          "--warm-start", str(earlier), epoch_s=SYNTHETIC_EPOCH_S) == 2
+    assert capsys.readouterr().err.strip() == f"error: {earlier}: none of its {EARLIER} search trials fits valid.py"
     assert not list(tmp_path.glob("valid-*"))  # refused before a run folder was made

@@ -13,7 +13,7 @@ import ray
 
 from clusters import local_cluster
 from kaggle import MALFORMED, kaggle_file
-from searching import SPACES, search
+from searching import SPACES, run_in_process
 from search import cli, disk, resources
 from search.errors import UserError
 from search.bridge import load_space, param_counts
@@ -73,13 +73,14 @@ def test_the_checkpoint_estimate_follows_the_models_parameter_count():
     assert disk.checkpoint_bytes(1_198_474) == pytest.approx(14_446_324, rel=0.03)
 
 
-def test_a_request_no_node_can_hold_is_refused_at_once_on_a_local_ray(tmp_path):
+def test_a_request_no_node_can_hold_is_refused_at_once_on_a_local_ray(tmp_path, capsys):
     data_file = kaggle_file(tmp_path / "data.h5")
-    result = search("run", str(TINY), "--data", str(data_file), "--results", str(tmp_path / "results"),
-                    "--gpus-per-trial", "1", timeout=180)  # before this check, the trial waited PENDING for ever
-    assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in result.stderr
+    code = run_in_process("run", str(TINY), "--data", str(data_file), "--results", str(tmp_path / "results"),
+                          "--gpus-per-trial", "1", epoch_s=None)  # before this check, the trial waited PENDING for ever
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in err
     assert "request of 1 CPU, 1 GPU" in errors[0] and "the cluster has 1 node of" in errors[0] and "0 GPU" in errors[0]
     assert not any((tmp_path / "results").iterdir())
 

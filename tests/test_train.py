@@ -20,11 +20,15 @@ def _train(*args: str) -> subprocess.CompletedProcess:
                           timeout=600, cwd=ROOT)
 
 
-def test_train_a_preset_for_one_epoch_and_test_once(small_data_file, tmp_path):
+def test_train_a_preset_for_one_epoch_and_test_once(small_data_file, tmp_path, capsys):
+    """The CLI in this process (float32, Keras's default: nothing process-wide is left changed)."""
+    from search import cli
+
     out = tmp_path / "run"
-    result = _train("--preset", "machinecurve", "--epochs", "1", "--data", str(small_data_file), "--test", "--out", str(out))
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "val_accuracy" in result.stdout and "test accuracy" in result.stdout
+    assert cli.main(["train", "--preset", "machinecurve", "--epochs", "1", "--data", str(small_data_file), "--test",
+                     "--out", str(out)]) == 0, capsys.readouterr().err[-2000:]
+    printed = capsys.readouterr().out
+    assert "val_accuracy" in printed and "test accuracy" in printed
     history = pd.read_csv(out / "history.csv")
     assert history.columns.tolist()[:1] == ["epoch"] and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history.columns)
     assert len(history) == 1
@@ -36,8 +40,8 @@ def test_train_a_preset_for_one_epoch_and_test_once(small_data_file, tmp_path):
     assert saved["backend"] == metrics["backend"] == (os.environ.get("KERAS_BACKEND") or "tensorflow")
     # The folder holds a finished result now: a second run into it is refused, and nothing is touched.
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    again = _train("--preset", "machinecurve", "--data", str(small_data_file), "--out", str(out))
-    assert again.returncode == 2 and "already exists" in again.stderr
+    assert cli.main(["train", "--preset", "machinecurve", "--data", str(small_data_file), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 

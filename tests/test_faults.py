@@ -24,9 +24,10 @@ CHROMIUM = shutil.which("chromium")
 LOST_WORKER_EPOCH_S = 1.5  # a synthetic trial's 4 epochs: time to catch one mid-run and lose its node
 
 
-@pytest.fixture
-def ray_cluster():
-    with local_cluster(workers=2) as nodes:
+@pytest.fixture(scope="module")
+def faults_cluster():
+    """The module's 3-node cluster: the faulty run's, then the lost node's (that test ends it: it runs last)."""
+    with local_cluster(workers=2, dashboard=True) as nodes:
         yield nodes
 
 
@@ -35,52 +36,25 @@ def _run_args(space: str, data: Path, results: Path, name: str, info: LocalClust
             "--address", info.address, "--no-final", *extra]
 
 
-@pytest.mark.long
-def test_a_lost_worker_node_costs_its_trials_no_checkpointed_epoch(ray_cluster, small_data_file, tmp_path):
-    """Synthetic trials (search.synthetic): the subject is Ray's and the pipeline's recovery, not the training."""
-    log, run_dir = tmp_path / "driver.log", tmp_path / "lost-worker"
-    driver = start(log, *_run_args("steady.py", small_data_file, tmp_path, "lost-worker", ray_cluster), env=ray_cluster.env,
-                   synthetic_epoch_s=LOST_WORKER_EPOCH_S)
-    victim = wait_for(run_dir, driver, "a trial mid-run", log=log, found=lambda trials: next(
-        (r for r in trials.values() if r.status == "running" and r.epochs and max(r.epochs) < 4), None))
-    dead = victim.node
-    ray_cluster.kill(dead)  # SIGKILLs the node's raylet and agents; returns once Ray's GCS marks the node dead
-    wait(driver, log)
-
-    after = records(run_dir)
-    assert len(after) == 4 and {r.status for r in after.values()} == {"completed"}, after
-    moved = after[victim.trial_id]
-    assert sorted(moved.epochs) == [1, 2, 3, 4]
-    on_dead = [e for e, m in moved.epochs.items() if m["node"] == dead]
-    later = [e for e, m in moved.epochs.items() if m["node"] != dead]
-    assert on_dead and later and max(on_dead) < min(later), moved.epochs
-    # It resumed on the surviving node from its last checkpoint, not from epoch 0.
-    assert moved.epochs[min(later)]["resumed_from"] == min(later) - 1 >= max(victim.epochs)
-    survivor = moved.epochs[min(later)]["node"]
-    assert survivor in {"worker-1", "worker-2"} - {dead}
-    board = read_csv(run_dir / "leaderboard.csv").set_index("trial_id")
-    assert board.loc[victim.trial_id, "node"] == f"{dead}>{survivor}"
-    assert (board["epochs_trained"] == 4).all() and len(board) == 4
-
-
-# (c), (d) and the dashboard share one run of tests/spaces/faults.py: 2 sampled trials and 4 faulty ones.
+# (c), (d) and the dashboard share one run of tests/spaces/faults.py: 2 sampled trials and 4 faulty ones; (a) then
+# loses a node of the same cluster.
 
 @pytest.fixture(scope="module")
-def faulty_run(small_data_file, tmp_path_factory):
-    """Run faults.py on a fresh 3-node cluster, with a pandas reader and a browser watching; return what they saw."""
-    tmp = tmp_path_factory.mktemp("faulty")
-    with local_cluster(workers=2, dashboard=True) as info:
-        log, run_dir = tmp / "driver.log", tmp / "faulty"
-        driver = start(log, *_run_args("faults.py", small_data_file, tmp, "faulty", info, "--memory-per-trial", "1.5"),
-                       env=info.env)
-        reader = _Reader(run_dir / "leaderboard.csv")
-        reader.start()
-        wait_for(run_dir, driver, "a running trial", lambda trials: any(r.status == "running" for r in trials.values()), log=log)
-        page = _dashboard_page(info, tmp / "dashboard.png") if CHROMIUM else None
-        wait(driver, log)
-        reader.stop()
-        return {"run_dir": run_dir, "reads": reader.reads, "errors": reader.errors, "page": page,
-                "screenshot": tmp / "dashboard.png", "log": tail(log)}
+def faulty_run(faults_cluster, small_data_file, tmp_path_factory):
+    """Run faults.py on the module's fresh 3-node cluster, with a pandas reader and a browser watching; return what
+    they saw."""
+    tmp, info = tmp_path_factory.mktemp("faulty"), faults_cluster
+    log, run_dir = tmp / "driver.log", tmp / "faulty"
+    driver = start(log, *_run_args("faults.py", small_data_file, tmp, "faulty", info, "--memory-per-trial", "1.5"),
+                   env=info.env)
+    reader = _Reader(run_dir / "leaderboard.csv")
+    reader.start()
+    wait_for(run_dir, driver, "a running trial", lambda trials: any(r.status == "running" for r in trials.values()), log=log)
+    page = _dashboard_page(info, tmp / "dashboard.png") if CHROMIUM else None
+    wait(driver, log)
+    reader.stop()
+    return {"run_dir": run_dir, "reads": reader.reads, "errors": reader.errors, "page": page,
+            "screenshot": tmp / "dashboard.png", "log": tail(log)}
 
 
 @pytest.mark.xdist_group("faulty_run")
@@ -129,6 +103,36 @@ def test_dashboard_in_a_headless_browser_shows_the_running_search_not_a_login(fa
     assert "search run" in page["jobs"] and "RUNNING" in page["jobs"], page["jobs"][:2000]
     assert not page["login"], page["jobs"][:2000]
     assert page["login_without_token"]  # the same page without the cookie asks for the token: auth stays on
+
+
+@pytest.mark.xdist_group("faulty_run")
+def test_a_lost_worker_node_costs_its_trials_no_checkpointed_epoch(faulty_run, faults_cluster, small_data_file, tmp_path):
+    """After the faulty run (it needs both nodes), on its cluster; synthetic trials (search.synthetic): the subject is
+    Ray's and the pipeline's recovery, not the training."""
+    ray_cluster = faults_cluster
+    log, run_dir = tmp_path / "driver.log", tmp_path / "lost-worker"
+    driver = start(log, *_run_args("steady.py", small_data_file, tmp_path, "lost-worker", ray_cluster), env=ray_cluster.env,
+                   synthetic_epoch_s=LOST_WORKER_EPOCH_S)
+    victim = wait_for(run_dir, driver, "a trial mid-run", log=log, found=lambda trials: next(
+        (r for r in trials.values() if r.status == "running" and r.epochs and max(r.epochs) < 4), None))
+    dead = victim.node
+    ray_cluster.kill(dead)  # SIGKILLs the node's raylet and agents; returns once Ray's GCS marks the node dead
+    wait(driver, log)
+
+    after = records(run_dir)
+    assert len(after) == 4 and {r.status for r in after.values()} == {"completed"}, after
+    moved = after[victim.trial_id]
+    assert sorted(moved.epochs) == [1, 2, 3, 4]
+    on_dead = [e for e, m in moved.epochs.items() if m["node"] == dead]
+    later = [e for e, m in moved.epochs.items() if m["node"] != dead]
+    assert on_dead and later and max(on_dead) < min(later), moved.epochs
+    # It resumed on the surviving node from its last checkpoint, not from epoch 0.
+    assert moved.epochs[min(later)]["resumed_from"] == min(later) - 1 >= max(victim.epochs)
+    survivor = moved.epochs[min(later)]["node"]
+    assert survivor in {"worker-1", "worker-2"} - {dead}
+    board = read_csv(run_dir / "leaderboard.csv").set_index("trial_id")
+    assert board.loc[victim.trial_id, "node"] == f"{dead}>{survivor}"
+    assert (board["epochs_trained"] == 4).all() and len(board) == 4
 
 
 class _Reader(threading.Thread):

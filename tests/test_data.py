@@ -47,6 +47,19 @@ def test_train_sample_0_matches_the_published_check_values():
     assert counts.sum() == 25700
 
 
+def test_bin_index_is_searchsorted_left_minus_one_at_and_beside_every_edge():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        lo = rng.normal(0, 2)
+        edges = np.linspace(lo, lo + rng.uniform(1e-3, 5), rng.integers(2, 40))
+        inner = edges[1:-1] if len(edges) > 2 else edges[:0]
+        values = np.concatenate([rng.uniform(edges[0], edges[-1], 500)[1:], inner, np.nextafter(inner, np.inf),
+                                 np.nextafter(inner, -np.inf), [edges[-1], np.nextafter(edges[0], np.inf)]])
+        values = values[(values > edges[0]) & (values <= edges[-1])]  # §3.4: the margin keeps every point inside
+        np.testing.assert_array_equal(regenerate.bin_index(edges, values),
+                                      np.searchsorted(edges, values, side="left") - 1)
+
+
 @pytest.mark.xdist_group("regenerated")
 def test_regenerated_file_has_kaggle_layout_and_class_counts(regenerated):
     path, _ = regenerated

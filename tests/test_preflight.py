@@ -73,11 +73,11 @@ def test_the_checkpoint_estimate_follows_the_models_parameter_count():
     assert disk.checkpoint_bytes(1_198_474) == pytest.approx(14_446_324, rel=0.03)
 
 
-def test_a_request_no_node_can_hold_is_refused_at_once_on_a_local_ray(tmp_path, capsys):
+def test_a_request_no_node_can_hold_is_refused_at_once_on_a_local_ray(tmp_path, capfd):
     data_file = kaggle_file(tmp_path / "data.h5")
     code = run_in_process("run", str(TINY), "--data", str(data_file), "--results", str(tmp_path / "results"),
-                          "--gpus-per-trial", "1", epoch_s=None)  # before this check, the trial waited PENDING for ever
-    err = capsys.readouterr().err
+                          "--gpus-per-trial", "1", epoch_s=None, timeout_s=180)  # before this check, it waited PENDING for ever
+    err = capfd.readouterr().err
     assert code == 2, err[-2000:]
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in err

@@ -42,7 +42,7 @@ def e2e_run(small_data_file, tmp_path_factory):
 
 
 @pytest.mark.xdist_group("e2e_run")
-def test_run_end_to_end(e2e_run, small_data_file, capsys):
+def test_run_end_to_end(e2e_run, small_data_file, capfd):
     result, run_dir = e2e_run
     tmp_path = run_dir.parent
     assert result.returncode == 0, result.stderr[-3000:]
@@ -95,7 +95,7 @@ def test_run_end_to_end(e2e_run, small_data_file, capsys):
     # `final --rank 2` (beside final/, not over it) is test_s3_run.py's; `final` on a local folder, the JAX test's.
     # A run folder is never reused.
     assert cli.main(_run_args(small_data_file, tmp_path, "e2e")) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "already exists" in capfd.readouterr().err
 
 
 @pytest.mark.xdist_group("e2e_run")
@@ -136,7 +136,7 @@ def test_the_finalists_ensemble_is_chosen_on_validation_tested_once_and_saved_as
 
 
 @pytest.mark.xdist_group("e2e_run")
-def test_a_finished_run_extended_goes_on_from_its_study_and_tests_again_in_new_folders(e2e_run, tmp_path, capsys):
+def test_a_finished_run_extended_goes_on_from_its_study_and_tests_again_in_new_folders(e2e_run, tmp_path, capfd):
     """resume --samples on a finished run (a copy of the module's): more trials, the same study and records,
     then the finalists and the final test over the whole run into new folders; nothing earlier is rewritten."""
     result, original = e2e_run
@@ -182,8 +182,9 @@ def test_a_finished_run_extended_goes_on_from_its_study_and_tests_again_in_new_f
     # An extension needs a search that ended: one line, before Ray starts.
     run["extensions"][0].pop("search_ended")
     (run_dir / "run.json").write_text(json.dumps(run))
+    capfd.readouterr()
     assert cli.main(["resume", str(run_dir), "--time-budget", "60"]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
+    assert capfd.readouterr().err.strip().splitlines() == [
         f"error: {run_dir}: its search has not ended; resume it without --samples or --time-budget first"]
 
 
@@ -331,16 +332,17 @@ def test_a_time_budget_ends_the_search_before_its_sample_cap_and_the_run_goes_on
     ],
     ids=["syntax-error", "no-space-function", "unsupported-hp", "empty-space"],
 )
-def test_bad_space_files_fail_in_one_line_before_ray(tmp_path, capsys, content, message):
+def test_bad_space_files_fail_in_one_line_before_ray(tmp_path, capfd, content, message):
     """The CLI in this process (a traceback would fail the test); test_bad_flags_fail_in_one_line runs its own."""
     import ray
 
     space = tmp_path / "broken.py"
     space.write_text(content)
+    capfd.readouterr()
     assert cli.main(["run", str(space), "--results", str(tmp_path / "results")]) == 2
-    out, err = capsys.readouterr()
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0] and "broken.py" in errors[0], err
+    out, err = capfd.readouterr()  # file descriptors 1 and 2: C++ and logging output counts too
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("error:"), err
+    assert message in err and "broken.py" in err, err
     assert "Traceback" not in err
     assert not ray.is_initialized() and "ray" not in out.lower()
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())

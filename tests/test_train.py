@@ -21,9 +21,11 @@ def _train(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_train_a_preset_for_one_epoch_and_test_once(small_data_file, tmp_path, capsys):
-    """The CLI in this process (float32, Keras's default: nothing process-wide is left changed)."""
+    """The CLI in this process, in float32 (Keras's default: it leaves no precision policy behind for the worker's
+    later tests; the mixed_bfloat16 one below runs in a process of its own)."""
     from search import cli
 
+    expected = os.environ.get("KERAS_BACKEND") or "tensorflow"  # before the CLI's backend.choose sets it
     out = tmp_path / "run"
     assert cli.main(["train", "--preset", "machinecurve", "--epochs", "1", "--data", str(small_data_file), "--test",
                      "--out", str(out)]) == 0, capsys.readouterr().err[-2000:]
@@ -37,7 +39,7 @@ def test_train_a_preset_for_one_epoch_and_test_once(small_data_file, tmp_path, c
     assert sum(map(sum, metrics["confusion_matrix"])) == 200 and len(metrics["per_class_accuracy"]) == 10
     saved = json.loads((out / "params.json").read_text())
     assert saved["params"]["blocks"] == 2 and saved["params"]["epochs"] == 1 and saved["data_sha256"]
-    assert saved["backend"] == metrics["backend"] == (os.environ.get("KERAS_BACKEND") or "tensorflow")
+    assert saved["backend"] == metrics["backend"] == expected
     # The folder holds a finished result now: a second run into it is refused, and nothing is touched.
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert cli.main(["train", "--preset", "machinecurve", "--data", str(small_data_file), "--out", str(out)]) == 2

@@ -93,12 +93,12 @@ def test_fitting_trials_are_told_at_the_fidelity_they_reached_and_change_what_tp
 
 
 def test_a_warm_started_run_says_what_it_was_told_and_an_unfitting_run_is_one_line(earlier, small_data_file, tmp_path,
-                                                                                   capsys):
+                                                                                   capfd):
     space = _space(tmp_path, "scale")
     assert run_in_process("run", str(space), "--data", str(small_data_file), "--results", str(tmp_path), "--name", "warm",
                           "--samples", "4", "--cpus-per-trial", "0.5", "--no-final", "--warm-start", str(earlier),
-                          epoch_s=SYNTHETIC_EPOCH_S) == 0, capsys.readouterr().err[-3000:]
-    assert f"warm start: told TPE {EARLIER} trials of {earlier} (0 did not fit the space)" in capsys.readouterr().out
+                          epoch_s=SYNTHETIC_EPOCH_S) == 0, capfd.readouterr().err[-3000:]
+    assert f"warm start: told TPE {EARLIER} trials of {earlier} (0 did not fit the space)" in capfd.readouterr().out
     run_dir = tmp_path / "warm"
     info = json.loads((run_dir / "run.json").read_text())
     assert info["options"]["warm_start"] == [str(earlier)]
@@ -110,7 +110,8 @@ def test_a_warm_started_run_says_what_it_was_told_and_an_unfitting_run_is_one_li
     assert sum("warm_start_trial_id" in t.user_attrs for t in study.trials) == EARLIER and len(study.trials) == EARLIER + 4
 
     unfitting = _space(tmp_path, "valid", change=('hp.Fixed("padding", "same")', 'hp.Fixed("padding", "valid")'))
+    capfd.readouterr()
     assert run_in_process("run", str(unfitting), "--data", str(small_data_file), "--results", str(tmp_path),
                           "--warm-start", str(earlier), epoch_s=SYNTHETIC_EPOCH_S) == 2
-    assert capsys.readouterr().err.strip() == f"error: {earlier}: none of its {EARLIER} search trials fits valid.py"
+    assert capfd.readouterr().err.strip() == f"error: {earlier}: none of its {EARLIER} search trials fits valid.py"
     assert not list(tmp_path.glob("valid-*"))  # refused before a run folder was made

@@ -23,6 +23,7 @@ from search.rundir import RunDir
 from search.storage import Location
 
 WARM_START_ATTR = "warm_start_trial_id"  # a study trial's user attribute: told from an earlier run (search.warmstart)
+TUNE_TRIAL_ATTR = "tune_trial_id"  # a study trial's user attribute: the Tune trial (and record) it proposed
 
 
 def name(run_dir: Location) -> str:

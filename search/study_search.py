@@ -21,7 +21,7 @@ from search import leaderboard, storage
 from search import objectives as goals
 from search import study as run_study
 from search.errors import UserError
-from search.protocol import METRIC
+from search.protocol import ENDED, METRIC, Status
 from search.rundir import RunDir
 from search.storage import Location
 
@@ -63,23 +63,36 @@ class StudySearch(OptunaSearch):
             return Searcher.FINISHED
         config = super().suggest(trial_id)
         self.asked += 1
-        self.last_number = self._ot_trials[trial_id].number
+        ot_trial = self._ot_trials[trial_id]
+        ot_trial.set_user_attr(run_study.TUNE_TRIAL_ATTR, trial_id)  # its record, for reconcile
+        self.last_number = ot_trial.number
         return config
 
     def reconcile(self) -> None:
         """After a restore: count against the budget the trials the dead driver proposed after Tune's last saved
         state and saw end (Tune does not know them and would propose others in their place); tell the study those
         it did not see end failed (they are lost: the restored experiment never runs them, and TPE's constant liar
-        would otherwise count them as running forever)."""
+        would otherwise count them as running forever).
+
+        "Saw end" is the study's word or the records': Tune writes a trial's last result to the records, then saves
+        its checkpoint, and only then tells the searcher, so a driver can die with the record ended and the study's
+        trial still running. That trial is told as its record ended, and counts."""
         if self.last_number is None:
             return
+        records = None
         for trial in self._ot_study.get_trials(deepcopy=False):
             if trial.number <= self.last_number or run_study.WARM_START_ATTR in trial.user_attrs:
                 continue
             if trial.state.is_finished():
                 self.asked += 1
             else:
-                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                records = leaderboard.Records.load(self.run_dir) if records is None else records
+                record = records.trials.get(trial.user_attrs.get(run_study.TUNE_TRIAL_ATTR, ""))
+                if record is not None and record.status in ENDED and record.status != Status.LOST:
+                    self._tell_as_recorded(trial.number, record)
+                    self.asked += 1
+                else:
+                    self._ot_study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             self.last_number = trial.number
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -166,13 +179,16 @@ class StudySearch(OptunaSearch):
         """Tell the study every trial it still has running, as its record ended (its last epoch's accuracy, or failed):
         when an extension starts none runs, but a time budget ends trials without telling the searcher."""
         for trial_id, ot_trial in list(self._ot_trials.items()):
-            record = records.trials.get(trial_id)
-            last = record.epochs[max(record.epochs)][METRIC] if record and record.epochs else None
-            if last is not None and self.objectives.multi:  # its costs beside its last accuracy
-                last = self.objectives.values({**record.objective_row(), METRIC: last})
-            state = optuna.trial.TrialState.COMPLETE if last is not None else optuna.trial.TrialState.FAIL
-            self._ot_study.tell(ot_trial, last, state=state, skip_if_finished=True)
+            self._tell_as_recorded(ot_trial, records.trials.get(trial_id))
             del self._ot_trials[trial_id]
+
+    def _tell_as_recorded(self, ot_trial: optuna.Trial | int, record: leaderboard.TrialRecord | None) -> None:
+        """Tell the study a trial as its record left it: its last epoch's accuracy (and its costs), else failed."""
+        last = record.epochs[max(record.epochs)][METRIC] if record and record.epochs else None
+        if last is not None and self.objectives.multi:  # its costs beside its last accuracy
+            last = self.objectives.values({**record.objective_row(), METRIC: last})
+        state = optuna.trial.TrialState.COMPLETE if last is not None else optuna.trial.TrialState.FAIL
+        self._ot_study.tell(ot_trial, last, state=state, skip_if_finished=True)
 
 
 def searcher_state(experiment: Location) -> Location:

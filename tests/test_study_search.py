@@ -11,9 +11,12 @@ import pytest
 from ray.tune.search import Searcher
 from ray import cloudpickle
 
+from search import leaderboard
 from search import study as run_study
 from search import study_search
 from search.errors import UserError
+from search.journal import Journal
+from search.protocol import Status
 from search.rundir import RunDir
 
 
@@ -74,12 +77,21 @@ def test_a_restore_counts_the_trials_the_dead_driver_saw_end_after_the_snapshot_
     searcher.suggest("c")
     searcher.on_trial_complete("c", {"val_accuracy": 0.6})  # ended after the snapshot: counts
     searcher.suggest("d")  # running when the driver died: lost, its place proposed again
+    searcher.suggest("e")  # its last result recorded, the driver dead before Tune told the searcher: counts
+    records = leaderboard.Records()
+    metrics = {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0}
+    records.report("d", {"x": 0.1}, "", {"epoch": 1, "val_accuracy": 0.3, **metrics})
+    for epoch, accuracy in ((1, 0.4), (2, 0.55)):
+        records.report("e", {"x": 0.2}, "", {"epoch": epoch, "val_accuracy": accuracy, **metrics})
+    records.report("e", {"x": 0.2}, "", {"status": Status.COMPLETED})
+    Journal(RunDir(run_dir).journal).append(records.to_json().values())
     restored = cloudpickle.loads(pickled)
     restored.restore(str(state))
     study = optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir))
-    assert [t.state.name for t in study.trials] == ["COMPLETE", "RUNNING", "COMPLETE", "FAIL"]
-    assert restored.asked == 3
-    assert restored.suggest("e") is not None and restored.suggest("f") is not None  # a, b, c, e, f: five
+    assert [(t.state.name, t.value) for t in study.trials] == [
+        ("COMPLETE", 0.5), ("RUNNING", None), ("COMPLETE", 0.6), ("FAIL", None), ("COMPLETE", 0.55)]
+    assert restored.asked == 4
+    assert restored.suggest("f") is not None  # a, b, c, e, f: five
     assert restored.suggest("g") == Searcher.FINISHED
     assert restored.suggest("f") is not None  # Tune asking again for a trial it has is not a new sample
 
@@ -133,8 +145,6 @@ def test_a_restore_replaces_an_older_study_this_machine_kept_with_the_longer_cop
 
 
 def test_an_extension_tells_the_study_the_trials_a_time_budget_ended_without_telling_the_searcher(tmp_path):
-    from search import leaderboard
-
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     searcher = _searcher(run_dir, limit=3)

@@ -74,25 +74,31 @@ class StudySearch(OptunaSearch):
         it did not see end failed (they are lost: the restored experiment never runs them, and TPE's constant liar
         would otherwise count them as running forever).
 
-        "Saw end" is the study's word or the records': Tune writes a trial's last result to the records, then saves
-        its checkpoint, and only then tells the searcher, so a driver can die with the record ended and the study's
-        trial still running. That trial is told as its record ended, and counts."""
+        Which ended is the records' word where the study's trials name their Tune trial: Tune records a trial's
+        last result, saves its checkpoint and only then tells the searcher, and tells the searcher of an early
+        stop before the records, so a driver can die between the two either way. A trial ended in the records
+        counts, and is told to the study as it ended where the study missed that; any other is lost (the records
+        mark it so). A run saved before study trials named theirs goes by the study alone."""
         if self.last_number is None:
             return
         records = None
         for trial in self._ot_study.get_trials(deepcopy=False):
             if trial.number <= self.last_number or run_study.WARM_START_ATTR in trial.user_attrs:
                 continue
-            if trial.state.is_finished():
-                self.asked += 1
+            trial_id = trial.user_attrs.get(run_study.TUNE_TRIAL_ATTR)
+            if trial_id is None:
+                ended = trial.state.is_finished()
             else:
                 records = leaderboard.Records.load(self.run_dir) if records is None else records
-                record = records.trials.get(trial.user_attrs.get(run_study.TUNE_TRIAL_ATTR, ""))
-                if record is not None and record.status in ENDED and record.status != Status.LOST:
-                    self._tell_as_recorded(trial.number, record)
-                    self.asked += 1
-                else:
-                    self._ot_study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                record = records.trials.get(trial_id)
+                ended = record is not None and record.status in ENDED and record.status != Status.LOST
+                if ended and not trial.state.is_finished():  # told as the live search would have told it
+                    self._ot_trials[trial_id] = optuna.Trial(self._ot_study, trial._trial_id)
+                    self.on_trial_complete(trial_id, final_result(record))
+            if ended:
+                self.asked += 1
+            elif not trial.state.is_finished():
+                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             self.last_number = trial.number
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -179,17 +185,20 @@ class StudySearch(OptunaSearch):
         """Tell the study every trial it still has running, as its record ended (its last epoch's accuracy, or failed):
         when an extension starts none runs, but a time budget ends trials without telling the searcher."""
         for trial_id, ot_trial in list(self._ot_trials.items()):
-            self._tell_as_recorded(ot_trial, records.trials.get(trial_id))
+            record = records.trials.get(trial_id)
+            last = record.epochs[max(record.epochs)][METRIC] if record and record.epochs else None
+            if last is not None and self.objectives.multi:  # its costs beside its last accuracy
+                last = self.objectives.values({**record.objective_row(), METRIC: last})
+            state = optuna.trial.TrialState.COMPLETE if last is not None else optuna.trial.TrialState.FAIL
+            self._ot_study.tell(ot_trial, last, state=state, skip_if_finished=True)
             del self._ot_trials[trial_id]
 
-    def _tell_as_recorded(self, ot_trial: optuna.Trial | int, record: leaderboard.TrialRecord | None) -> None:
-        """Tell the study a trial as its record left it: its last epoch's accuracy (and its costs), else failed."""
-        last = record.epochs[max(record.epochs)][METRIC] if record and record.epochs else None
-        if last is not None and self.objectives.multi:  # its costs beside its last accuracy
-            last = self.objectives.values({**record.objective_row(), METRIC: last})
-        state = optuna.trial.TrialState.COMPLETE if last is not None else optuna.trial.TrialState.FAIL
-        self._ot_study.tell(ot_trial, last, state=state, skip_if_finished=True)
 
+def final_result(record: leaderboard.TrialRecord) -> dict[str, Any]:
+    """What an ended trial last reported (search.trial), rebuilt from its record: its costs and its last epoch's
+    accuracy, or 0.0 where it ended by an error or before its first epoch (an infeasible configuration)."""
+    failed = record.status in (Status.ERROR, Status.OOM) or not record.epochs
+    return {**record.objective_row(), METRIC: 0.0 if failed else record.epochs[max(record.epochs)][METRIC]}
 
 def searcher_state(experiment: Location) -> Location:
     """The searcher state Tune last saved in an experiment folder (newest by name, as Tune's own restore picks it);

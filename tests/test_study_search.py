@@ -63,37 +63,49 @@ def test_a_restore_where_the_study_is_keeps_the_live_one(tmp_path):
 
 
 def test_a_restore_counts_the_trials_the_dead_driver_saw_end_after_the_snapshot_and_fails_the_rest(tmp_path):
-    # The race behind a resumed run holding one trial over its budget: a trial proposed and ended between two of
-    # Tune's snapshots is in the study and the records, unknown to the restored experiment.
+    # The races behind a resumed run holding one trial over or under its budget: a trial proposed and ended
+    # between two of Tune's snapshots is unknown to the restored experiment, and its end may have reached the
+    # records and not the study (Tune records a trial's last result before it tells the searcher) or the reverse
+    # (an early stop is told to the searcher first).
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    searcher = _searcher(run_dir, limit=5)
+    searcher = _searcher(run_dir, limit=8)
     pickled = cloudpickle.dumps(searcher)
     searcher.suggest("a")
     searcher.on_trial_complete("a", {"val_accuracy": 0.5})
     searcher.suggest("b")  # running at the snapshot: the restored experiment resumes it
     state = tmp_path / "searcher-state.pkl"
     searcher.save(str(state))
-    searcher.suggest("c")
-    searcher.on_trial_complete("c", {"val_accuracy": 0.6})  # ended after the snapshot: counts
-    searcher.suggest("d")  # running when the driver died: lost, its place proposed again
-    searcher.suggest("e")  # its last result recorded, the driver dead before Tune told the searcher: counts
     records = leaderboard.Records()
     metrics = {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0}
-    records.report("d", {"x": 0.1}, "", {"epoch": 1, "val_accuracy": 0.3, **metrics})
-    for epoch, accuracy in ((1, 0.4), (2, 0.55)):
-        records.report("e", {"x": 0.2}, "", {"epoch": epoch, "val_accuracy": accuracy, **metrics})
-    records.report("e", {"x": 0.2}, "", {"status": Status.COMPLETED})
+
+    def trained(trial_id, *accuracies, status=Status.RUNNING):
+        searcher.suggest(trial_id)
+        for epoch, accuracy in enumerate(accuracies, 1):
+            records.report(trial_id, {"x": 0.1}, "", {"epoch": epoch, "val_accuracy": accuracy, **metrics})
+        records.report(trial_id, {"x": 0.1}, "", {"status": status})
+
+    trained("c", 0.6, status=Status.COMPLETED)  # ended in both: counts
+    searcher.on_trial_complete("c", {"val_accuracy": 0.6})
+    trained("d", 0.3)  # running when the driver died: lost, its place proposed again
+    trained("e", 0.4, 0.55, status=Status.COMPLETED)  # ended in the records only: counts, told to the study
+    trained("f", status=Status.INFEASIBLE)  # likewise, refused before its first epoch: told as it reported, 0.0
+    trained("g", 0.2)  # stopped early, the driver dead before the records heard: lost
+    searcher.on_trial_complete("g", {"val_accuracy": 0.2})
+    trained("h", 0.1, status=Status.LOST)  # an earlier resume failed it and the records marked it lost
+    searcher._ot_study.tell(searcher._ot_trials["h"], state=optuna.trial.TrialState.FAIL)
     Journal(RunDir(run_dir).journal).append(records.to_json().values())
+
     restored = cloudpickle.loads(pickled)
     restored.restore(str(state))
     study = optuna.load_study(study_name="run", storage=run_study.live_storage(run_dir))
     assert [(t.state.name, t.value) for t in study.trials] == [
-        ("COMPLETE", 0.5), ("RUNNING", None), ("COMPLETE", 0.6), ("FAIL", None), ("COMPLETE", 0.55)]
-    assert restored.asked == 4
-    assert restored.suggest("f") is not None  # a, b, c, e, f: five
-    assert restored.suggest("g") == Searcher.FINISHED
-    assert restored.suggest("f") is not None  # Tune asking again for a trial it has is not a new sample
+        ("COMPLETE", 0.5), ("RUNNING", None), ("COMPLETE", 0.6), ("FAIL", None), ("COMPLETE", 0.55), ("COMPLETE", 0.0),
+        ("COMPLETE", 0.2), ("FAIL", None)]
+    assert restored.asked == 5 and restored._ot_trials.keys() == {"b"}  # a, b, c, e, f
+    assert all(restored.suggest(trial_id) is not None for trial_id in "ijk")  # eight
+    assert restored.suggest("l") == Searcher.FINISHED
+    assert restored.suggest("k") is not None  # Tune asking again for a trial it has is not a new sample
 
 
 def test_a_searcher_restored_from_a_finished_search_proposes_as_that_search_would_have_gone_on(tmp_path):

@@ -129,24 +129,48 @@ def make_searcher(space: Space, run_dir: Location, resources: Resources, study: 
     return searcher
 
 
-def scheduler(settings: Settings) -> ASHAScheduler:
-    """ASHA on epochs (Tune's training_iteration: one result per epoch), as the settings size it; ParetoASHA in a
-    multi-objective run."""
+def scheduler(settings: Settings, run_dir: Location | None = None) -> ASHAScheduler:
+    """ASHA on epochs (Tune's training_iteration: one result per epoch), as the settings size it, its rungs refilled
+    from run_dir's records after a resume; ParetoASHA in a multi-objective run."""
     asha = dict(time_attr="training_iteration", max_t=settings.max_epochs, grace_period=settings.grace_period,
-                reduction_factor=settings.reduction_factor, brackets=settings.brackets)
-    return ParetoASHA(settings.goals(), settings.rungs(), **asha) if settings.goals().multi else ASHAScheduler(**asha)
+                reduction_factor=settings.reduction_factor, brackets=settings.brackets, run_dir=run_dir)
+    return ParetoASHA(settings.goals(), settings.rungs(), **asha) if settings.goals().multi else ResumableASHA(**asha)
 
 
-class ParetoASHA(ASHAScheduler):
-    """ASHA whose rungs keep the top 1 / reduction_factor of the trials by non-dominated sorting of (accuracy so far,
-    each cost), within a front by NSGA-II's crowding distance (both ends first), instead of by accuracy alone
-    (docs/design.md, "Accuracy against cost").
+class ResumableASHA(ASHAScheduler):
+    """Ray's ASHA, whose rungs survive a resume.
 
-    Costs are known at a trial's first result (param_count and flops before training, latency_ms after epoch 1), so
-    a cheap trial is judged against what the others give for their cost: accuracy-only ASHA would stop the cheap end
-    of the front at the first rung, since small models learn slower and top out lower. One bracket (Settings).
-    """
+    Tune saves no scheduler state: a restored experiment's ASHA is the one the search started with, rungs empty,
+    so a trial resumed past a rung would be judged at it on a later epoch's accuracy, against only the trials
+    recorded since (the crash test saw one stopped at epoch 2 of rungs 1 and 3). Each restored trial Tune adds
+    puts back, from the run's records, what it scored at the rungs it had reached."""
 
+    def __init__(self, run_dir: Location | None = None, **asha: Any):
+        super().__init__(**asha)
+        self.run_dir = run_dir
+        self._records: leaderboard.Records | None = None  # read at the first restored trial
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_records": None}
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        super().on_trial_add(tune_controller, trial)
+        if self.run_dir is None or not (trial.last_result or {}).get(self._time_attr):  # new: nothing to put back
+            return
+        if self._records is None:
+            self._records = leaderboard.Records.load(self.run_dir)
+        record = self._records.trials.get(trial.trial_id)
+        if record is not None:
+            self.refill(trial.trial_id, record)
+
+    def refill(self, trial_id: str, record: leaderboard.TrialRecord) -> None:
+        """Record the trial at each rung it reached, as on_trial_result did then."""
+        for milestone, recorded in self._trial_info[trial_id]._rungs:
+            if milestone in record.epochs:
+                recorded[trial_id] = self._metric_op * record.epochs[milestone][METRIC]
+
+
+class ParetoASHA(ResumableASHA):
     def __init__(self, objectives: goals.Objectives, rungs: tuple[int, ...], **asha: Any):
         super().__init__(**asha)
         self.objectives = objectives
@@ -172,6 +196,13 @@ class ParetoASHA(ASHAScheduler):
                 return TrialScheduler.STOP
             break
         return TrialScheduler.CONTINUE
+
+    def refill(self, trial_id: str, record: leaderboard.TrialRecord) -> None:
+        for rung, recorded in self.recorded.items():
+            values = self.objectives.values({**record.objective_row(), METRIC: record.epochs[rung][METRIC]}) \
+                if rung in record.epochs else None
+            if values is not None:
+                recorded[trial_id] = values
 
     def keeps(self, values: list[float], others: list[list[float]]) -> bool:
         """Whether a trial reaching a rung with these objective values is among the top 1 / rf of everyone there."""

@@ -153,7 +153,7 @@ def make_tuner(space: Space, train: Volumes, val: Volumes, run_dir: Location, re
             metric=METRIC,
             mode="max",
             search_alg=policy.make_searcher(space, run_dir, resources, watchers.study, extension),
-            scheduler=policy.scheduler(settings),
+            scheduler=policy.scheduler(settings, run_dir),
             num_samples=settings.samples + (0 if extension else len(settings.baselines)),
             time_budget_s=settings.time_budget_s,
             reuse_actors=REUSE_ACTORS,

@@ -173,6 +173,36 @@ def test_pareto_asha_keeps_a_cheap_trial_that_accuracy_alone_would_stop():
     assert plain.on_trial_result(None, _Trial("cheap"), cheap) == "STOP"
 
 
+@pytest.mark.parametrize("multi", [False, True])
+def test_a_restored_asha_puts_back_the_rungs_its_trials_had_reached_from_the_records(tmp_path, multi):
+    # Tune saves no scheduler state: without the records, a trial resumed at epoch 2 is judged at rung 1 on its
+    # epoch-2 accuracy against nobody (the crash test saw one stopped there), and a new one passes rung 1 unjudged.
+    from ray.tune.experiment import Trial
+
+    from search.journal import Journal
+    from search.policy import ResumableASHA
+    from search.rundir import RunDir
+
+    records = Records()
+    metrics = {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "param_count": 50_000}
+    for trial_id, accuracies in (("high", (0.6, 0.7, 0.8)), ("resumed", (0.3, 0.35))):
+        for epoch, accuracy in enumerate(accuracies, 1):
+            records.report(trial_id, {}, "", {"epoch": epoch, "val_accuracy": accuracy, **metrics})
+    Journal(RunDir(tmp_path).journal).append(records.to_json().values())
+    asha = dict(time_attr="training_iteration", max_t=9, grace_period=1, reduction_factor=3, run_dir=tmp_path)
+    scheduler = ParetoASHA(ACCURACY_AND_SIZE, (1, 3), **asha) if multi else ResumableASHA(**asha)
+    scheduler.set_search_properties("val_accuracy", "max")
+    for trial_id, epochs in (("high", 3), ("resumed", 2), ("new", 0)):  # as Tune adds a restored experiment's
+        trial = Trial("synthetic_trial", stub=True, trial_id=trial_id)
+        if epochs:
+            trial.update_last_result({"training_iteration": epochs, "val_accuracy": 0.0})
+        scheduler.on_trial_add(None, trial)
+    worse = {"training_iteration": 1, "val_accuracy": 0.45, "param_count": 60_000}  # below the cutoff, and bigger
+    assert scheduler.on_trial_result(None, Trial("synthetic_trial", stub=True, trial_id="new"), worse) == "STOP"
+    again = {"training_iteration": 2, "val_accuracy": 0.35, "param_count": 50_000}  # re-reported after the resume
+    assert scheduler.on_trial_result(None, Trial("synthetic_trial", stub=True, trial_id="resumed"), again) == "CONTINUE"
+
+
 def test_conditions_parse_and_hold():
     conditions = objectives.parse_condition("latency_ms<=1.5, param_count<2e5")
     assert conditions == [("latency_ms", "<=", 1.5), ("param_count", "<", 200_000.0)]

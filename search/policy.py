@@ -145,10 +145,12 @@ class ResumableASHA(ASHAScheduler):
     recorded since (the crash test saw one stopped at epoch 2 of rungs 1 and 3). Each restored trial Tune adds
     puts back, from the run's records, what it scored at the rungs it had reached."""
 
+    run_dir: Location | None = None  # class defaults: a ParetoASHA pickled before this class has neither
+    _records: leaderboard.Records | None = None  # read at the first restored trial
+
     def __init__(self, run_dir: Location | None = None, **asha: Any):
         super().__init__(**asha)
         self.run_dir = run_dir
-        self._records: leaderboard.Records | None = None  # read at the first restored trial
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_records": None}
@@ -160,13 +162,13 @@ class ResumableASHA(ASHAScheduler):
         if self._records is None:
             self._records = leaderboard.Records.load(self.run_dir)
         record = self._records.trials.get(trial.trial_id)
-        if record is not None:
-            self.refill(trial.trial_id, record)
+        if record is not None:  # up to where Tune's state has it: epochs past that are reported again, and judged
+            self.refill(trial.trial_id, record, reached=trial.last_result[self._time_attr])
 
-    def refill(self, trial_id: str, record: leaderboard.TrialRecord) -> None:
+    def refill(self, trial_id: str, record: leaderboard.TrialRecord, reached: int) -> None:
         """Record the trial at each rung it reached, as on_trial_result did then."""
         for milestone, recorded in self._trial_info[trial_id]._rungs:
-            if milestone in record.epochs:
+            if milestone <= reached and milestone in record.epochs:
                 recorded[trial_id] = self._metric_op * record.epochs[milestone][METRIC]
 
 
@@ -197,10 +199,12 @@ class ParetoASHA(ResumableASHA):
             break
         return TrialScheduler.CONTINUE
 
-    def refill(self, trial_id: str, record: leaderboard.TrialRecord) -> None:
+    def refill(self, trial_id: str, record: leaderboard.TrialRecord, reached: int) -> None:
+        if record.status == Status.INFEASIBLE:  # over a limit: no rung's point (on_trial_result)
+            return
         for rung, recorded in self.recorded.items():
             values = self.objectives.values({**record.objective_row(), METRIC: record.epochs[rung][METRIC]}) \
-                if rung in record.epochs else None
+                if rung <= reached and rung in record.epochs else None
             if values is not None:
                 recorded[trial_id] = values
 

@@ -185,14 +185,15 @@ def test_a_restored_asha_puts_back_the_rungs_its_trials_had_reached_from_the_rec
 
     records = Records()
     metrics = {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "param_count": 50_000}
-    for trial_id, accuracies in (("high", (0.6, 0.7, 0.8)), ("resumed", (0.3, 0.35))):
+    for trial_id, accuracies in (("high", (0.6, 0.7, 0.8)), ("resumed", (0.3, 0.35)), ("ahead", (0.6, 0.6, 0.1))):
         for epoch, accuracy in enumerate(accuracies, 1):
             records.report(trial_id, {}, "", {"epoch": epoch, "val_accuracy": accuracy, **metrics})
     Journal(RunDir(tmp_path).journal).append(records.to_json().values())
     asha = dict(time_attr="training_iteration", max_t=9, grace_period=1, reduction_factor=3, run_dir=tmp_path)
     scheduler = ParetoASHA(ACCURACY_AND_SIZE, (1, 3), **asha) if multi else ResumableASHA(**asha)
     scheduler.set_search_properties("val_accuracy", "max")
-    for trial_id, epochs in (("high", 3), ("resumed", 2), ("new", 0)):  # as Tune adds a restored experiment's
+    # "ahead": the records reached epoch 3, Tune's lagging state 2: it reports epoch 3 again, and is judged then
+    for trial_id, epochs in (("high", 3), ("resumed", 2), ("ahead", 2), ("new", 0)):  # as Tune adds a restored experiment's
         trial = Trial("synthetic_trial", stub=True, trial_id=trial_id)
         if epochs:
             trial.update_last_result({"training_iteration": epochs, "val_accuracy": 0.0})
@@ -201,6 +202,8 @@ def test_a_restored_asha_puts_back_the_rungs_its_trials_had_reached_from_the_rec
     assert scheduler.on_trial_result(None, Trial("synthetic_trial", stub=True, trial_id="new"), worse) == "STOP"
     again = {"training_iteration": 2, "val_accuracy": 0.35, "param_count": 50_000}  # re-reported after the resume
     assert scheduler.on_trial_result(None, Trial("synthetic_trial", stub=True, trial_id="resumed"), again) == "CONTINUE"
+    late = {"training_iteration": 3, "val_accuracy": 0.1, "param_count": 50_000}
+    assert scheduler.on_trial_result(None, Trial("synthetic_trial", stub=True, trial_id="ahead"), late) == "STOP"
 
 
 def test_conditions_parse_and_hold():

@@ -173,6 +173,15 @@ class ResumableASHA(ASHAScheduler):
 
 
 class ParetoASHA(ResumableASHA):
+    """ASHA whose rungs keep the top 1 / reduction_factor of the trials by non-dominated sorting of (accuracy so far,
+    each cost), within a front by NSGA-II's crowding distance (both ends first), instead of by accuracy alone
+    (docs/design.md, "Accuracy against cost").
+
+    Costs are known at a trial's first result (param_count and flops before training, latency_ms after epoch 1), so
+    a cheap trial is judged against what the others give for their cost: accuracy-only ASHA would stop the cheap end
+    of the front at the first rung, since small models learn slower and top out lower. One bracket (Settings).
+    """
+
     def __init__(self, objectives: goals.Objectives, rungs: tuple[int, ...], **asha: Any):
         super().__init__(**asha)
         self.objectives = objectives

@@ -200,6 +200,7 @@ def final_result(record: leaderboard.TrialRecord) -> dict[str, Any]:
     failed = record.status in (Status.ERROR, Status.OOM) or not record.epochs
     return {**record.objective_row(), METRIC: 0.0 if failed else record.epochs[max(record.epochs)][METRIC]}
 
+
 def searcher_state(experiment: Location) -> Location:
     """The searcher state Tune last saved in an experiment folder (newest by name, as Tune's own restore picks it);
     UserError if there is none."""

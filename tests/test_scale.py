@@ -14,7 +14,7 @@ from search import leaderboard
 from search.protocol import ENDED, Status
 from searching import ROOT, read_csv, records, start, tail, wait
 
-SAMPLES = 40
+SAMPLES = 24  # enough for ASHA's three rungs and a crash with trials ended, running and not yet started
 SYNTHETIC_EPOCH_S = 0.02  # search.synthetic's epochs
 
 
@@ -25,7 +25,7 @@ def test_a_crashed_run_of_many_trials_resumes_with_every_trial_once_and_its_jour
             "--name", "many", "--samples", str(SAMPLES), "--cpus-per-trial", "0.5", "--no-final"]  # 4 at once
     log = tmp_path / "driver.log"
     driver = start(log, "run", *args, synthetic_epoch_s=SYNTHETIC_EPOCH_S)
-    before = _wait_until(run_dir, driver, log, lambda trials: sum(r.status in ENDED for r in trials.values()) >= 12)
+    before = _wait_until(run_dir, driver, log, lambda trials: sum(r.status in ENDED for r in trials.values()) >= 8)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and all it started, as a crash would
     driver.wait()
     assert len(list((run_dir / "journal").glob("part-*.jsonl"))) > 1  # parts, not one rewritten file

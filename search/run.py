@@ -159,7 +159,7 @@ def _check_extendable(run_dir: Location, info: RunInfo, samples: int | None, tim
 def _extension_space(run_dir: Location, space: Space, info: RunInfo) -> Space:
     """The space with the newest extension's budget (no baselines: they ran), said on the console."""
     more = info.extensions[-1]
-    print(f"extending the search: up to {more['samples']} more trials"
+    print(f"extending the search: up to {more['samples']} more trial{'s' if more['samples'] != 1 else ''}"
           + (f" within {more['time_budget_s']:g} s" if more["time_budget_s"] else "")
           + f" in {RunDir(run_dir).search_tune(len(info.extensions)).name}", flush=True)
     settings = space.settings.replace(samples=more["samples"], time_budget_s=more["time_budget_s"], baselines=())

@@ -149,22 +149,22 @@ def test_a_finished_run_extended_goes_on_from_its_study_and_tests_again_in_new_f
     storage = JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))
     told = len(optuna.load_study(study_name=run_dir.name, storage=storage).trials)
 
-    extended = _search("resume", str(run_dir), "--samples", "2", "--time-budget", "600")
+    extended = _search("resume", str(run_dir), "--samples", "1", "--time-budget", "600")
     assert extended.returncode == 0, extended.stderr[-3000:]
-    assert "extending the search: up to 2 more trials within 600 s in tune-extend-1" in extended.stdout
+    assert "extending the search: up to 1 more trial within 600 s in tune-extend-1" in extended.stdout
     after = leaderboard.Records.load(run_dir)
     assert {t: r for t, r in after.to_json().items() if t in before} == before  # every earlier record as it was
     new = [r for t, r in after.trials.items() if t not in before]
     searched = [r for r in new if r.stage == "search"]
-    assert len(searched) == 2 and not any(r.baseline for r in new)  # the baseline ran once, in the first search
+    assert len(searched) == 1 and not any(r.baseline for r in new)  # the baseline ran once, in the first search
     assert {r.trial_id for r in searched} <= {p.name for p in (run_dir / "tune-extend-1").iterdir()}
     trials = optuna.load_study(study_name=run_dir.name, storage=JournalStorage(JournalFileBackend(str(run_dir / "optuna.journal")))).trials
-    assert len(trials) == told + 2  # the same study, two more of its trials
+    assert len(trials) == told + 1  # the same study, one more of its trials
     finalists = [r for r in new if r.stage == "finalist"]  # new top trials only: the others' finalists stand
     assert all(r.finalist_of in {s.trial_id for s in searched} for r in finalists)
     run = json.loads((run_dir / "run.json").read_text())
     (extension,) = run["extensions"]
-    assert (extension["samples"], extension["time_budget_s"], extension["trials_before"]) == (2, 600, len(before))
+    assert (extension["samples"], extension["time_budget_s"], extension["trials_before"]) == (1, 600, len(before))
     assert extension["search_ended"] and extension["ended"] and run["ended"] == json.loads((original / "run.json").read_text())["ended"]
     assert all((run_dir / name).read_bytes() == content for name, content in kept.items())  # nothing earlier rewritten
     board = read_csv(run_dir / "leaderboard.csv")

@@ -31,8 +31,11 @@ def _trial_folders(run_dir):
 
 def test_a_stored_state_never_names_a_deleted_checkpoint_and_a_missing_one_falls_back(tmp_path, capfd):
     run_dir, flag, log = tmp_path / "r", tmp_path / "refusing", tmp_path / "driver.log"
-    argv = ["--epoch-s", str(EPOCH_S), "run", str(SPACES / "steady.py"), "--results", str(tmp_path), "--name", "r",
-            "--max-epochs", "30", "--no-final"]
+    # steady.py's trials at 30 epochs, and ASHA's grace period with them: a trial resumed at a rung below the cut
+    # (from a checkpoint at epoch 4, say) would be stopped there without training again, proving nothing.
+    space = tmp_path / "steady_30.py"
+    space.write_text((SPACES / "steady.py").read_text() + '\nSEARCH = {**SEARCH, "max_epochs": 30, "grace_period": 30}\n')
+    argv = ["--epoch-s", str(EPOCH_S), "run", str(space), "--results", str(tmp_path), "--name", "r", "--no-final"]
     driver = subprocess.Popen([sys.executable, str(ROOT / "tests" / "refused_state.py"), str(flag), *argv], cwd=ROOT,
                               stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
